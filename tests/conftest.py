@@ -1,0 +1,52 @@
+"""Shared fixtures: an isolated data dir and environment for every test."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+_HIVEMIND_VARS = [
+    "HIVEMIND_DATA_DIR", "UPLOAD_FOLDER", "HIVEMIND_NODE_POOL", "NODE_POOL_ADDRESS",
+    "HIVEMIND_CLUSTER_TOKEN", "DATABASE_URL", "HIVEMIND_SECRET_KEY", "SECRET_KEY",
+    "HIVEMIND_MAX_UPLOAD_MB", "MAX_CONTENT_LENGTH", "HIVEMIND_VPN_ENDPOINT", "VPN_SERVER_IP",
+    "HIVEMIND_VPN_PORT", "VPN_PORT", "HIVEMIND_WORKERS",
+]
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own data dir and no HiveMind settings from the outer shell."""
+    for var in _HIVEMIND_VARS:
+        monkeypatch.delenv(var, raising=False)
+    data_dir = tmp_path / "hivemind-data"
+    monkeypatch.setenv("HIVEMIND_DATA_DIR", str(data_dir))
+    from hivemind_core import db
+
+    db.reset_engines()
+    yield data_dir
+    db.reset_engines()
+
+
+@pytest.fixture
+def data_dir(isolated_env: Path) -> Path:
+    return isolated_env
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return ROOT
+
+
+@pytest.fixture
+def subprocess_env(isolated_env: Path) -> dict[str, str]:
+    """Environment for child processes: this repo importable, same data dir."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
