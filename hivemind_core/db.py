@@ -19,6 +19,7 @@ from hivemind_core.sqlite import make_engine
 
 # Each feature package adds the module that defines its tables here.
 MODEL_MODULES: list[str] = []
+MODEL_MODULES.append("hivemind_core.auth.models")
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
