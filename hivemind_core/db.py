@@ -18,7 +18,9 @@ from hivemind_core.config import Settings, get_settings
 from hivemind_core.sqlite import make_engine
 
 # Each feature package adds the module that defines its tables here.
-MODEL_MODULES: list[str] = []
+MODEL_MODULES: list[str] = [
+    "hivemind_core.vpn.models",
+]
 MODEL_MODULES.append("hivemind_core.auth.models")
 
 _engines: dict[str, Engine] = {}

@@ -1,0 +1,457 @@
+"""THE VPN functions used by the page and the CLI; each takes the :class:`Principal` asking.
+
+Permissions: users see, download, rename and revoke their own peers (admins
+everyone's); only admins add worker peers or peers for other users, keep a
+client private key, enable/disable peers, and see or change the server
+settings and the server config. Viewers only look at their (nonexistent) peers.
+
+Every read-modify-write runs in a ``BEGIN IMMEDIATE`` transaction
+(:func:`~hivemind_core.sqlite.write_session`), so concurrent processes (app,
+CLI) never hand out one address or name twice; changing one peer never touches
+another peer's keys or addresses.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from hivemind_core.config import Settings, get_settings
+from hivemind_core.db import get_engine
+from hivemind_core.errors import NotFoundError, PermissionDeniedError, ValidationError
+from hivemind_core.principal import Principal
+from hivemind_core.sqlite import read_session, write_session
+from hivemind_core.vpn import keys, secret_box, validate
+from hivemind_core.vpn.errors import VpnNotConfiguredError
+from hivemind_core.vpn.ipam import Pool, first_free, parse_pool
+from hivemind_core.vpn.models import PEER_KINDS, VpnPeer, VpnServerSettings
+from hivemind_core.vpn.names import config_file_name, validate_peer_name
+from hivemind_core.vpn.render import APPLY_COMMAND, PeerParams, ServerParams, render_client, render_server
+from hivemind_core.vpn.server_keys import get_or_create_server_keypair
+from hivemind_core.vpn.status import DEFAULT_INTERFACE, VpnStatus, read_status
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "APPLY_COMMAND", "NewPeer", "PeerView", "ServerSettingsView", "add_peer", "client_config",
+    "find_peer", "get_server_settings", "list_peers", "peer_status", "rename_peer", "revoke_peer",
+    "server_config", "set_peer_enabled", "update_server_settings",
+]
+
+
+@dataclass(frozen=True)
+class ServerSettingsView:
+    endpoint: str | None  # effective: page/CLI setting, else HIVEMIND_VPN_ENDPOINT
+    endpoint_source: str  # "settings" | "environment" | "unset"
+    port: int
+    port_source: str  # "settings" | "environment/default"
+    subnet: str
+    server_address: str
+    subnet_v6: str | None
+    server_address_v6: str | None
+    dns: str
+    mtu: int | None
+    keepalive: int
+    node_pool_port: int
+    web_port: int
+    server_public_key: str
+    capacity: int
+    peers_active: int
+
+
+@dataclass(frozen=True)
+class PeerView:
+    id: int
+    name: str
+    owner: str
+    kind: str
+    public_key: str
+    addresses: tuple[str, ...]
+    enabled: bool
+    byok: bool
+    has_preshared_key: bool
+    private_key_kept: bool
+    full_tunnel: bool
+    created_at: float
+    revoked_at: float | None
+    file_name: str
+
+
+@dataclass(frozen=True)
+class NewPeer:
+    peer: PeerView
+    config: str  # complete config; holds the private key unless the user brought their own
+    file_name: str
+    private_key_included: bool
+
+
+# ---------------------------------------------------------------- helpers
+
+def _engine(settings: Settings | None) -> tuple[Settings, Engine]:
+    settings = settings or get_settings()
+    return settings, get_engine(settings)
+
+
+def _require_admin(who: Principal, action: str) -> None:
+    if not who.is_admin:
+        raise PermissionDeniedError(f"Only admins can {action}; ask an admin.")
+
+
+def _load_settings_row(session: Session) -> VpnServerSettings:
+    return session.get(VpnServerSettings, 1) or VpnServerSettings()
+
+
+def _pools(row: VpnServerSettings) -> tuple[Pool, Pool | None]:
+    pool = parse_pool(row.subnet, "subnet", version=4)
+    pool_v6 = parse_pool(row.subnet_v6, "subnet_v6", version=6) if row.subnet_v6 else None
+    return pool, pool_v6
+
+
+def _effective_endpoint(row: VpnServerSettings, settings: Settings) -> tuple[str | None, str]:
+    if row.endpoint:
+        return row.endpoint, "settings"
+    if settings.vpn_endpoint:
+        return validate.endpoint_host(settings.vpn_endpoint), "environment"
+    return None, "unset"
+
+
+def _server_params(row: VpnServerSettings, settings: Settings, *, need_endpoint: bool) -> ServerParams:
+    endpoint, _ = _effective_endpoint(row, settings)
+    if need_endpoint and not endpoint:
+        raise VpnNotConfiguredError(
+            "The VPN endpoint is not set, so no client config can be made. An admin sets it on the VPN "
+            "page, with `python -m hivemind_core vpn settings --endpoint HOST`, or HIVEMIND_VPN_ENDPOINT."
+        )
+    pool, pool_v6 = _pools(row)
+    return ServerParams(
+        endpoint=endpoint or "", port=row.port or settings.vpn_port,
+        public_key=get_or_create_server_keypair(settings.data_dir).public_key,
+        pool=pool, pool_v6=pool_v6,
+        dns=tuple(d.strip() for d in row.dns.split(",") if d.strip()),
+        mtu=row.mtu, keepalive=row.keepalive,
+        node_pool_port=row.node_pool_port, web_port=row.web_port,
+    )
+
+
+def _view(peer: VpnPeer) -> PeerView:
+    return PeerView(
+        id=int(peer.id or 0), name=peer.name, owner=peer.owner, kind=peer.kind, public_key=peer.public_key,
+        addresses=tuple(peer.addresses), enabled=peer.enabled, byok=peer.byok,
+        has_preshared_key=bool(peer.preshared_key_enc), private_key_kept=bool(peer.private_key_enc),
+        full_tunnel=peer.full_tunnel, created_at=peer.created_at, revoked_at=peer.revoked_at,
+        file_name=config_file_name(peer.name),
+    )
+
+
+def _peer_params(peer: VpnPeer, settings: Settings) -> PeerParams:
+    psk = secret_box.decrypt(settings.data_dir, peer.preshared_key_enc) if peer.preshared_key_enc else None
+    return PeerParams(
+        name=peer.name, kind=peer.kind, public_key=peer.public_key,
+        addresses=tuple(ipaddress.ip_address(a) for a in peer.addresses),
+        preshared_key=psk, full_tunnel=peer.full_tunnel, owner=peer.owner,
+    )
+
+
+def _visible_peer(session: Session, who: Principal, peer_id: int) -> VpnPeer:
+    peer = session.get(VpnPeer, peer_id)
+    if peer is None or not who.can_see(peer.owner) or not peer.active:
+        raise NotFoundError(f"There is no active VPN peer #{peer_id} that you can see.")
+    return peer
+
+
+def _active_peers(session: Session) -> list[VpnPeer]:
+    return list(session.exec(select(VpnPeer).where(VpnPeer.revoked_at.is_(None)).order_by(VpnPeer.id)))
+
+
+def _check_unique(session: Session, name: str, public_key: str | None, exclude_id: int | None = None) -> None:
+    for peer in _active_peers(session):
+        if peer.id == exclude_id:
+            continue
+        if peer.name == name:
+            raise ValidationError(f"An active peer is already called {name!r}; pick another name.", field="name")
+        if public_key and peer.public_key == public_key:
+            raise ValidationError("That public key already belongs to an active peer; each device needs its own "
+                                  "key pair (`wg genkey | tee private.key | wg pubkey`).", field="public key")
+
+
+def _owner_name(value: str) -> str:
+    owner = (value or "").strip()
+    if not owner or any(ord(ch) < 32 or ord(ch) == 127 for ch in owner):
+        raise ValidationError("The owner must be a user name.", field="owner")
+    return owner
+
+
+# ---------------------------------------------------------------- server settings
+
+def _settings_view(row: VpnServerSettings, settings: Settings, active: int) -> ServerSettingsView:
+    endpoint, source = _effective_endpoint(row, settings)
+    pool, pool_v6 = _pools(row)
+    return ServerSettingsView(
+        endpoint=endpoint, endpoint_source=source,
+        port=row.port or settings.vpn_port, port_source="settings" if row.port else "environment/default",
+        subnet=str(pool.network), server_address=str(pool.server_address),
+        subnet_v6=str(pool_v6.network) if pool_v6 else None,
+        server_address_v6=str(pool_v6.server_address) if pool_v6 else None,
+        dns=row.dns, mtu=row.mtu, keepalive=row.keepalive,
+        node_pool_port=row.node_pool_port, web_port=row.web_port,
+        server_public_key=get_or_create_server_keypair(settings.data_dir).public_key,
+        capacity=pool.capacity, peers_active=active,
+    )
+
+
+def get_server_settings(who: Principal, *, settings: Settings | None = None) -> ServerSettingsView:
+    """The effective server settings (admins only)."""
+    _require_admin(who, "see the VPN server settings")
+    settings, engine = _engine(settings)
+    with read_session(engine) as s:
+        return _settings_view(_load_settings_row(s), settings, len(_active_peers(s)))
+
+
+_UNCHANGED: Any = object()
+
+
+def update_server_settings(
+    who: Principal, *, endpoint: str | None = _UNCHANGED, port: int | None = _UNCHANGED,
+    subnet: str = _UNCHANGED, subnet_v6: str | None = _UNCHANGED, dns: str | None = _UNCHANGED,
+    mtu: int | None = _UNCHANGED, keepalive: int = _UNCHANGED, node_pool_port: int = _UNCHANGED,
+    web_port: int = _UNCHANGED, settings: Settings | None = None,
+) -> ServerSettingsView:
+    """Change the given settings (admins only). ``None``/"" clears an optional one
+    (endpoint and port then fall back to the environment).
+
+    A subnet can change only if every active peer's address fits the new one;
+    adding an IPv6 subnet gives every active peer an IPv6 address, removing it
+    takes them away (their client configs then need downloading again).
+    """
+    _require_admin(who, "change the VPN server settings")
+    settings, engine = _engine(settings)
+    with write_session(engine) as s:
+        row = _load_settings_row(s)
+        if endpoint is not _UNCHANGED:
+            row.endpoint = validate.endpoint_host(endpoint) if endpoint else None
+        if port is not _UNCHANGED:
+            row.port = validate.port(port, "port") if port else None
+        if node_pool_port is not _UNCHANGED:
+            row.node_pool_port = validate.port(node_pool_port, "node pool port")
+        if web_port is not _UNCHANGED:
+            row.web_port = validate.port(web_port, "web app port")
+        if dns is not _UNCHANGED:
+            row.dns = validate.dns_servers(dns)
+        if keepalive is not _UNCHANGED:
+            row.keepalive = validate.keepalive(keepalive)
+        if subnet is not _UNCHANGED:
+            row.subnet = str(parse_pool(subnet, "subnet", version=4).network)
+        if subnet_v6 is not _UNCHANGED:
+            row.subnet_v6 = str(parse_pool(subnet_v6, "subnet_v6", version=6).network) if subnet_v6 else None
+        if mtu is not _UNCHANGED:
+            row.mtu = mtu
+        row.mtu = validate.mtu(row.mtu, ipv6=bool(row.subnet_v6))
+        pool, pool_v6 = _pools(row)
+        peers = _active_peers(s)
+        for peer in peers:
+            if peer.address_v4 and not pool.is_assignable(ipaddress.ip_address(peer.address_v4)):
+                raise ValidationError(
+                    f"Peer {peer.name!r} has {peer.address_v4}, which is not a peer address in {pool.network}. "
+                    "Revoke the peers outside the new subnet first, or pick a subnet that contains them.",
+                    field="subnet",
+                )
+            if peer.address_v6 and (pool_v6 is None or not pool_v6.is_assignable(ipaddress.ip_address(peer.address_v6))):
+                if pool_v6 is None:
+                    peer.address_v6 = None
+                else:
+                    raise ValidationError(
+                        f"Peer {peer.name!r} has {peer.address_v6}, outside {pool_v6.network}. Revoke it first, "
+                        "or remove the IPv6 subnet and set the new one afterwards.", field="subnet_v6",
+                    )
+        if pool_v6 is not None:
+            used = [ipaddress.ip_address(p.address_v6) for p in peers if p.address_v6]
+            for peer in peers:
+                if not peer.address_v6:
+                    address = first_free(pool_v6, used)
+                    used.append(address)
+                    peer.address_v6 = str(address)
+        for peer in peers:
+            s.add(peer)
+        row.updated_at, row.updated_by = time.time(), who.username
+        s.add(row)
+        s.commit()
+        log.info("VPN server settings changed by %s", who.username)
+        return _settings_view(row, settings, len(peers))
+
+
+# ---------------------------------------------------------------- peers
+
+def list_peers(who: Principal, *, include_revoked: bool = False,
+               settings: Settings | None = None) -> list[PeerView]:
+    """The caller's peers (admins: everyone's), oldest first."""
+    _, engine = _engine(settings)
+    with read_session(engine) as s:
+        query = select(VpnPeer).order_by(VpnPeer.id)
+        if not include_revoked:
+            query = query.where(VpnPeer.revoked_at.is_(None))
+        if not who.is_admin:
+            query = query.where(VpnPeer.owner == who.username)
+        return [_view(p) for p in s.exec(query)]
+
+
+def find_peer(who: Principal, name: str, *, settings: Settings | None = None) -> PeerView:
+    """The active peer called ``name`` that the caller can see."""
+    for peer in list_peers(who, settings=settings):
+        if peer.name == name.strip():
+            return peer
+    raise NotFoundError(f"There is no active VPN peer called {name!r} that you can see "
+                        "(`python -m hivemind_core vpn list` shows them).")
+
+
+def add_peer(
+    who: Principal, name: str, *, owner: str | None = None, kind: str = "user",
+    public_key: str | None = None, preshared_key: bool = False, full_tunnel: bool = False,
+    keep_private_key: bool = False, settings: Settings | None = None,
+) -> NewPeer:
+    """Create a peer with the next free address(es) and return its config.
+
+    Without ``public_key`` the key pair is generated here and the config holds
+    the private key, which is stored (encrypted) only with ``keep_private_key``
+    (admins). With ``public_key`` (bring your own key) the config holds a
+    marked placeholder instead.
+    """
+    if not who.can_submit:
+        raise PermissionDeniedError("Viewers cannot add VPN peers; ask an admin for the analyst role.")
+    owner = _owner_name(owner or who.username)
+    if owner != who.username:
+        _require_admin(who, "add VPN peers for other users")
+    if kind not in PEER_KINDS:
+        raise ValidationError(f"The peer kind must be one of {', '.join(PEER_KINDS)}, got {kind!r}.", field="kind")
+    if kind == "worker":
+        _require_admin(who, "add worker peers (they may reach the node pool)")
+    if keep_private_key:
+        _require_admin(who, "keep a client's private key on the server")
+    name = validate_peer_name(name)
+    settings, engine = _engine(settings)
+    byok = bool(public_key and public_key.strip())
+    if byok:
+        pair = None
+        public = keys.validate_public_key(public_key or "")
+        if keep_private_key:
+            raise ValidationError("With your own key there is no private key to keep.", field="public key")
+    else:
+        pair = keys.generate_keypair()
+        public = pair.public_key
+    psk = keys.generate_preshared_key() if preshared_key else None
+
+    with write_session(engine) as s:
+        row = _load_settings_row(s)
+        server = _server_params(row, settings, need_endpoint=True)  # fail before storing anything
+        _check_unique(s, name, public)
+        active = _active_peers(s)
+        v4 = first_free(server.pool, [ipaddress.ip_address(p.address_v4) for p in active if p.address_v4])
+        v6 = None
+        if server.pool_v6 is not None:
+            v6 = first_free(server.pool_v6, [ipaddress.ip_address(p.address_v6) for p in active if p.address_v6])
+        peer = VpnPeer(
+            name=name, owner=owner, kind=kind, public_key=public, byok=byok,
+            preshared_key_enc=secret_box.encrypt(settings.data_dir, psk) if psk else None,
+            private_key_enc=secret_box.encrypt(settings.data_dir, pair.private_key) if (pair and keep_private_key) else None,
+            full_tunnel=full_tunnel, address_v4=str(v4), address_v6=str(v6) if v6 else None,
+            created_by=who.username,
+        )
+        s.add(peer)
+        try:
+            s.commit()
+        except IntegrityError:
+            # the constraints are the last line of defence; the checks above normally answer first
+            raise ValidationError(f"A peer called {name!r} or with that key or address was just added; "
+                                  "try again.", field="name") from None
+        s.refresh(peer)
+        config = render_client(server, _peer_params(peer, settings), pair.private_key if pair else None)
+        log.info("VPN peer %r (%s, owner %s) added by %s at %s", name, kind, owner, who.username, peer.addresses)
+        view = _view(peer)
+    return NewPeer(peer=view, config=config, file_name=view.file_name, private_key_included=pair is not None)
+
+
+def client_config(who: Principal, peer_id: int, *, settings: Settings | None = None) -> tuple[str, str]:
+    """(config text, file name) of a peer the caller can see.
+
+    Holds the private key only if an admin chose to keep it; otherwise a marked
+    placeholder (the key was delivered once, at creation)."""
+    settings, engine = _engine(settings)
+    with read_session(engine) as s:
+        peer = _visible_peer(s, who, peer_id)
+        server = _server_params(_load_settings_row(s), settings, need_endpoint=True)
+        private = secret_box.decrypt(settings.data_dir, peer.private_key_enc) if peer.private_key_enc else None
+        text = render_client(server, _peer_params(peer, settings), private, byok=peer.byok)
+        return text, config_file_name(peer.name)
+
+
+def _modify(who: Principal, peer_id: int, settings: Settings | None, change, what: str) -> PeerView:  # noqa: ANN001
+    settings, engine = _engine(settings)
+    with write_session(engine) as s:
+        peer = _visible_peer(s, who, peer_id)
+        change(s, peer)
+        s.add(peer)
+        s.commit()
+        log.info("VPN peer #%s %r: %s by %s", peer.id, peer.name, what, who.username)
+        return _view(peer)
+
+
+def set_peer_enabled(who: Principal, peer_id: int, enabled: bool, *,
+                     settings: Settings | None = None) -> PeerView:
+    """Include or leave out a peer in the server config (admins only); keys and addresses stay."""
+    _require_admin(who, "enable or disable VPN peers")
+    return _modify(who, peer_id, settings, lambda s, p: setattr(p, "enabled", bool(enabled)),
+                   "enabled" if enabled else "disabled")
+
+
+def rename_peer(who: Principal, peer_id: int, new_name: str, *, settings: Settings | None = None) -> PeerView:
+    """Rename a peer (owner or admin); keys and addresses never change."""
+    name = validate_peer_name(new_name)
+
+    def change(s: Session, peer: VpnPeer) -> None:
+        _check_unique(s, name, None, exclude_id=peer.id)
+        peer.name = name
+
+    return _modify(who, peer_id, settings, change, f"renamed to {name!r}")
+
+
+def revoke_peer(who: Principal, peer_id: int, *, settings: Settings | None = None) -> PeerView:
+    """Revoke a peer (owner or admin): it leaves the server config, its address is freed
+    for reuse, its stored secrets are erased. The row stays for the record."""
+
+    def change(_s: Session, peer: VpnPeer) -> None:
+        peer.revoked_addresses = ", ".join(peer.addresses)
+        peer.address_v4 = peer.address_v6 = None
+        peer.preshared_key_enc = peer.private_key_enc = None
+        peer.enabled = False
+        peer.revoked_at, peer.revoked_by = time.time(), who.username
+
+    return _modify(who, peer_id, settings, change, "revoked")
+
+
+# ---------------------------------------------------------------- server config and status
+
+def server_config(who: Principal, *, settings: Settings | None = None) -> str:
+    """The server's ``wg0.conf`` with every enabled peer (admins only)."""
+    _require_admin(who, "see the VPN server config (it holds the server's private key)")
+    settings, engine = _engine(settings)
+    with read_session(engine) as s:
+        server = _server_params(_load_settings_row(s), settings, need_endpoint=False)
+        peers = [_peer_params(p, settings) for p in _active_peers(s) if p.enabled]
+    private = get_or_create_server_keypair(settings.data_dir).private_key
+    return render_server(server, private, peers)
+
+
+def peer_status(who: Principal, interface: str = DEFAULT_INTERFACE, *,
+                settings: Settings | None = None) -> VpnStatus:
+    """Live handshake/transfer of the caller's peers (admins: all), or why it is unavailable."""
+    status = read_status(interface)
+    if not status.available:
+        return status
+    visible = {p.public_key for p in list_peers(who, settings=settings)}
+    return VpnStatus(status.interface, True, "", {k: v for k, v in status.peers.items() if k in visible})
