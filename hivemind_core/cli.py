@@ -16,6 +16,7 @@ from hivemind_core.errors import HiveMindError
 
 # Feature packages add their CLI module here.
 COMMAND_MODULES: list[str] = []
+COMMAND_MODULES.append("hivemind_core.vpn.cli")
 
 log = logging.getLogger(__name__)
 
