@@ -1,0 +1,1 @@
+"""One servicer class per gRPC service of protos/nodepool.proto."""
