@@ -1,0 +1,108 @@
+"""``/api/tasks``: list, submit (multipart: spec + data), show, cancel, retry,
+delete, download the result — all through the one ``TaskService``.
+
+Permissions are the UI's: analysts and admins use tasks (analysts only their
+own; someone else's task is 404, as if it did not exist), viewers have no
+Tasks page and get 403 here.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from pathlib import Path
+from typing import Any
+
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+
+from hivemind_core.api.common import blocking, endpoint, int_param, jsonable, principal, runtime
+from hivemind_core.api.uploads import form_text, read_form, save_upload
+from hivemind_core.errors import PermissionDeniedError, ValidationError
+from hivemind_core.principal import Principal
+
+MAX_PAGE = 500
+
+
+async def _task_user(request: Request) -> Principal:
+    who = await principal(request)
+    if not who.can_submit:
+        raise PermissionDeniedError("Viewers cannot use tasks; ask an administrator for the analyst role.")
+    return who
+
+
+def task_json(task: Any) -> dict[str, Any]:
+    return jsonable(task)
+
+
+@endpoint
+async def list_tasks(request: Request) -> JSONResponse:
+    who = await _task_user(request)
+    status = request.query_params.get("status") or None
+    offset = int_param(request, "offset", 0)
+    limit = int_param(request, "limit", 50, minimum=1, maximum=MAX_PAGE)
+    tasks, total = await blocking(runtime().tasks.list, who, status, offset, limit)
+    return JSONResponse({"tasks": [task_json(t) for t in tasks], "total": total, "offset": offset, "limit": limit})
+
+
+def _submit(who: Principal, spec: str, upload: UploadFile) -> Any:
+    rt = runtime()
+    path = save_upload(upload, rt.settings.uploads_dir / ".incoming")
+    try:
+        return rt.tasks.submit(who, spec, path, upload.filename or path.name)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+@endpoint
+async def submit_task(request: Request) -> JSONResponse:
+    who = await _task_user(request)
+    form = await read_form(request, runtime().settings.max_upload_mb)
+    try:
+        spec = await form_text(form, "spec")
+        data = form.get("data")
+        if not isinstance(data, UploadFile):
+            raise ValidationError("The request has no 'data' file part (the dataset to process).", field="data")
+        task = await blocking(_submit, who, spec, data)
+    finally:
+        await form.close()
+    body = task_json(task)
+    return JSONResponse({"task_id": body.get("id"), "task": body}, status_code=201,
+                        headers={"Location": f"/api/tasks/{body.get('id')}"})
+
+
+@endpoint
+async def get_task(request: Request) -> JSONResponse:
+    who = await _task_user(request)
+    task_id = request.path_params["task_id"]
+    service = runtime().tasks
+    task = await blocking(service.get, who, task_id)
+    subtasks = await blocking(service.subtasks, who, task_id)
+    return JSONResponse({**task_json(task), "subtasks": jsonable(subtasks)})
+
+
+@endpoint
+async def cancel_task(request: Request) -> JSONResponse:
+    who = await _task_user(request)
+    return JSONResponse(task_json(await blocking(runtime().tasks.cancel, who, request.path_params["task_id"])))
+
+
+@endpoint
+async def retry_task(request: Request) -> JSONResponse:
+    who = await _task_user(request)
+    return JSONResponse(task_json(await blocking(runtime().tasks.retry, who, request.path_params["task_id"])))
+
+
+@endpoint
+async def delete_task(request: Request) -> Response:
+    who = await _task_user(request)
+    await blocking(runtime().tasks.delete, who, request.path_params["task_id"])
+    return Response(status_code=204)
+
+
+@endpoint
+async def task_result(request: Request) -> Response:
+    who = await _task_user(request)
+    path: Path = await blocking(runtime().tasks.result_path, who, request.path_params["task_id"])
+    media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return FileResponse(path, media_type=media_type, filename=path.name)

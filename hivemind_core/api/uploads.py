@@ -1,0 +1,78 @@
+"""Multipart uploads with a size limit enforced while the body streams in
+(a client that lies about, or omits, Content-Length still gets a 413)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+from starlette.datastructures import FormData, UploadFile
+from starlette.requests import Request
+from starlette.types import Message, Receive
+
+from hivemind_core.api.common import PayloadTooLargeError
+from hivemind_core.errors import ValidationError
+
+MULTIPART_OVERHEAD = 64 * 1024  # headers and the spec part on top of the data file
+
+
+def _too_large(limit_mb: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(
+        f"The upload is larger than the limit of {limit_mb} MB (HIVEMIND_MAX_UPLOAD_MB); "
+        "split the data or ask an administrator to raise the limit."
+    )
+
+
+class _CountingReceive:
+    def __init__(self, receive: Receive, limit: int, limit_mb: int) -> None:
+        self._receive, self._limit, self._limit_mb, self.received = receive, limit, limit_mb, 0
+
+    async def __call__(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > self._limit:
+                raise _too_large(self._limit_mb)
+        return message
+
+
+async def read_form(request: Request, limit_mb: int) -> FormData:
+    """Parse a multipart form, refusing bodies over ``limit_mb`` MB (+ a little for the other parts)."""
+    limit = limit_mb * 1024 * 1024 + MULTIPART_OVERHEAD
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit_mb)
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise ValidationError("Send the job as multipart/form-data with a 'spec' part and a 'data' file part.",
+                              field="content-type")
+    limited = Request(request.scope, _CountingReceive(request.receive, limit, limit_mb))
+    return await limited.form(max_files=2, max_fields=10)
+
+
+async def form_text(form: FormData, name: str) -> str:
+    """A form part as text, whether it was sent as a field or as a file."""
+    value = form.get(name)
+    if value is None:
+        raise ValidationError(f"The request has no '{name}' part.", field=name)
+    if isinstance(value, UploadFile):
+        raw = await value.read()
+        try:
+            return raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ValidationError(f"The '{name}' part is not UTF-8 text.", field=name) from None
+    return str(value)
+
+
+def save_upload(upload: UploadFile, directory: Path) -> Path:
+    """Copy an uploaded file part to ``directory`` (blocking; run in a thread)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    suffix = Path(upload.filename or "").suffix[:16]
+    fd, name = tempfile.mkstemp(dir=directory, prefix=f"api-{uuid.uuid4().hex[:8]}-", suffix=suffix)
+    with os.fdopen(fd, "wb") as out:
+        upload.file.seek(0)
+        shutil.copyfileobj(upload.file, out, length=1024 * 1024)
+    return Path(name)

@@ -1,0 +1,48 @@
+"""One snapshot of the whole system — health, this host's metrics, nodes, task
+counts, alerts — for the dashboard and ``GET /api/system/status``."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from hivemind_core.alerts import Alert, system_alerts
+from hivemind_core.errors import HiveMindError
+from hivemind_core.health import HealthReport, check_health
+from hivemind_core.monitoring import system_metrics
+from hivemind_core.nodestats import ClusterTotals, cluster_totals
+from hivemind_core.principal import Principal
+
+if TYPE_CHECKING:
+    from hivemind_core.client import NodeInfo
+    from hivemind_core.runtime import MasterRuntime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SystemStatus:
+    health: HealthReport
+    host: dict[str, Any]
+    nodes: list[NodeInfo]
+    totals: ClusterTotals
+    task_counts: dict[str, int]
+    alerts: list[Alert]
+    timestamp: float = field(default_factory=time.time)
+
+
+def system_status(rt: MasterRuntime, who: Principal) -> SystemStatus:
+    """Everything the dashboard shows; a down node pool gives an empty node list and an alert, not an error."""
+    health = check_health(rt.client, rt.engine)
+    host = system_metrics(str(rt.settings.data_dir if rt.settings.data_dir.exists() else "/"))
+    nodes: list[NodeInfo] = []
+    if health.node_pool_ok:
+        try:
+            nodes = rt.client.nodes()
+        except HiveMindError as exc:  # the pool went away between the two calls
+            log.warning("node list unavailable: %s", exc)
+    counts = rt.tasks.counts_by_status(who)
+    return SystemStatus(health, host, nodes, cluster_totals(nodes), counts,
+                        system_alerts(health, nodes, counts, host))

@@ -1,0 +1,254 @@
+"""Shared UI helpers for the pages: who is logged in, which pages a role gets,
+the login widget, and small display helpers. No business logic lives here —
+pages call ``hivemind_core`` for that.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+import streamlit_authenticator as stauth
+
+from hivemind_core import auth
+from hivemind_core.config import get_settings
+from hivemind_core.errors import HiveMindError, ValidationError
+from hivemind_core.principal import Principal
+from hivemind_core.runtime import MasterRuntime, get_runtime
+from hivemind_core.secrets_store import cookie_key
+
+PAGES_DIR = Path(__file__).resolve().parent
+COOKIE_NAME = "hivemind_login"
+COOKIE_EXPIRY_DAYS = 7.0
+_AUTHENTICATOR_KEY = "_hivemind_authenticator"
+FLASH_KEY = "_hivemind_flash"
+
+
+@dataclass(frozen=True)
+class PageDef:
+    key: str
+    file: str
+    title: str
+    icon: str
+
+
+PAGES: dict[str, PageDef] = {
+    p.key: p
+    for p in (
+        PageDef("dashboard", "dashboard.py", "Dashboard", ":material/monitoring:"),
+        PageDef("upload", "upload.py", "Upload", ":material/upload_file:"),
+        PageDef("tasks", "tasks.py", "Tasks", ":material/task:"),
+        PageDef("nodes", "nodes.py", "Nodes", ":material/dns:"),
+        PageDef("vpn", "vpn.py", "VPN", ":material/vpn_lock:"),
+        PageDef("admin", "admin.py", "Users", ":material/manage_accounts:"),
+        PageDef("account", "account.py", "Account", ":material/person:"),
+    )
+}
+
+# Which pages each role gets; a page not listed for a role is not registered
+# in its navigation, so its URL does not open either.
+ROLE_PAGES: dict[str, tuple[str, ...]] = {
+    "admin": ("dashboard", "upload", "tasks", "nodes", "vpn", "admin", "account"),
+    "analyst": ("dashboard", "upload", "tasks", "nodes", "vpn", "account"),
+    "viewer": ("dashboard", "nodes", "account"),
+}
+
+
+def allowed_pages(principal: Principal) -> list[PageDef]:
+    """The pages ``principal`` may open, in menu order."""
+    return [PAGES[key] for key in ROLE_PAGES.get(principal.role, ())]
+
+
+def disable_pages_directory_discovery() -> None:
+    """Stop Streamlit from serving ``pages/*.py`` by file name.
+
+    With a ``pages/`` folder next to the main script, Streamlit starts every
+    process in its old multipage mode, in which the first session can open
+    ``/admin`` and run ``pages/admin.py`` without the entry script (and so
+    without login or role checks) until some session has called
+    ``st.navigation``. Called when the server starts, before any session.
+    (Each page also checks access itself, see :func:`require_page`.)
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    PagesManager.uses_pages_directory = False
+
+
+# ---- login ---------------------------------------------------------------------------------------
+
+def build_authenticator() -> stauth.Authenticate:
+    """The login widget, created once per run from the users in the database.
+
+    It verifies bcrypt hashes only (``auto_hash=False``) and has no config file
+    path, so it never rewrites credentials; its attempt counts come from and go
+    back to the database (see ``hivemind_core.auth.credentials``).
+    """
+    credentials = auth.authenticator_credentials()
+    authenticator = stauth.Authenticate(
+        credentials,
+        cookie_name=COOKIE_NAME,
+        cookie_key=cookie_key(get_settings()),
+        cookie_expiry_days=COOKIE_EXPIRY_DAYS,
+        auto_hash=False,
+        login_sleep_time=0,  # attempts are limited by the lockout in the database instead
+    )
+    st.session_state[_AUTHENTICATOR_KEY] = authenticator
+    return authenticator
+
+
+def authenticator() -> stauth.Authenticate:
+    """The authenticator the entry script built for this run."""
+    return st.session_state[_AUTHENTICATOR_KEY]
+
+
+def _widget_credentials(authenticator_: stauth.Authenticate) -> dict:
+    return authenticator_.authentication_controller.authentication_model.credentials
+
+
+def restore_login(authenticator_: stauth.Authenticate) -> Principal | None:
+    """Log in from the signed cookie if there is one; return who is logged in."""
+    try:
+        authenticator_.login(location="unrendered")
+    except stauth.LoginError:  # cookie of a user who no longer exists or was disabled
+        _forget_login(authenticator_)
+    who = current_principal()
+    if who is None and st.session_state.get("authentication_status"):
+        _forget_login(authenticator_)  # logged in before, since disabled or deleted
+    return who
+
+
+def _forget_login(authenticator_: stauth.Authenticate) -> None:
+    for key in ("name", "username", "authentication_status", "email", "roles"):
+        st.session_state[key] = None
+    st.session_state["logout"] = True  # the widget then ignores the (stale) cookie of this session
+    try:
+        authenticator_.cookie_controller.delete_cookie()
+    except Exception:  # noqa: BLE001 - no cookie to delete is fine
+        pass
+
+
+def login_form(authenticator_: stauth.Authenticate) -> Principal | None:
+    """Render the login form; on success return the new principal (else None).
+
+    Failed attempts are written to the database, a locked or disabled account
+    gets a message saying so.
+    """
+    before = auth.authenticator_credentials()
+    error: str | None = None
+    try:
+        authenticator_.login(location="main", key="login", fields={"Form name": "Log in to HiveMind"})
+    except stauth.LoginError as exc:
+        error = str(exc)
+    auth.record_widget_failures(before, _widget_credentials(authenticator_))
+    username = st.session_state.get("username")
+    if st.session_state.get("authentication_status") and username:
+        auth.record_successful_login(username)
+        return current_principal()
+    if error or st.session_state.get("authentication_status") is False:
+        st.error(_login_failure_message(error))
+    return None
+
+
+def _login_failure_message(widget_error: str | None) -> str:
+    if widget_error and "attempts" in widget_error:  # the widget saw a locked account's count
+        return (f"Too many failed logins: this account is locked for up to {auth.LOCKOUT_SECONDS // 60} "
+                "minutes. Try again later, or ask an administrator to reset the password.")
+    return widget_error or "Wrong username or password."
+
+
+def current_principal() -> Principal | None:
+    """Who is logged in to this session (None: nobody, or their account was disabled)."""
+    if not st.session_state.get("authentication_status"):
+        return None
+    user = auth.get_user(st.session_state.get("username") or "")
+    if user is None or user.disabled:
+        return None
+    return auth.principal_of(user)
+
+
+def require_page(key: str) -> Principal:
+    """Called first by every page: the current principal, or stop if this page is not theirs.
+
+    Navigation only registers a role's own pages; this second check covers any
+    other way a page script might be started.
+    """
+    who = current_principal()
+    if who is None:
+        st.warning("Please log in.")
+        st.stop()
+    if key not in ROLE_PAGES.get(who.role, ()):
+        st.error("You do not have access to this page.")
+        st.stop()
+    return who
+
+
+# ---- services and display helpers --------------------------------------------------------------
+
+def runtime() -> MasterRuntime:
+    """The process-wide runtime (database, cluster client, task service) shared with the REST API."""
+    return get_runtime()
+
+
+class FieldErrors:
+    """Placeholders under form fields, so a ValidationError shows next to its field.
+
+    ::
+
+        errors = FieldErrors()
+        name = st.text_input("Name"); errors.slot("name")
+        ...
+        except ValidationError as exc: errors.show(exc)
+    """
+
+    def __init__(self) -> None:
+        self._slots: dict[str, st.delta_generator.DeltaGenerator] = {}
+        self._general = st.empty()
+
+    def slot(self, field: str) -> None:
+        self._slots[field] = st.empty()
+
+    def show(self, exc: HiveMindError) -> None:
+        field = exc.field if isinstance(exc, ValidationError) else None
+        target = self._slots.get(field or "") or self._general
+        target.error(str(exc))
+
+
+def flash(message: str) -> None:
+    """A success message for the next run (survives ``st.rerun``)."""
+    st.session_state[FLASH_KEY] = message
+
+
+def show_flash() -> None:
+    message = st.session_state.pop(FLASH_KEY, None)
+    if message:
+        st.success(message)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Show a HiveMindError as a message instead of a traceback."""
+    try:
+        yield
+    except HiveMindError as exc:
+        st.error(str(exc))
+
+
+def fmt_time(ts: float | dt.datetime | None) -> str:
+    if ts is None:
+        return "—"
+    when = ts if isinstance(ts, dt.datetime) else dt.datetime.fromtimestamp(ts)
+    return when.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def fmt_bytes(n: float | None) -> str:
+    if n is None:
+        return "—"
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"

@@ -1,0 +1,63 @@
+"""Dashboard: is everything up (node pool, database, workers), this host's
+resources, task counts and throughput, alerts — refreshed every 5 s."""
+
+import time
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from hivemind_core.system_status import system_status
+from pages import _ui as ui
+
+TASK_STATES = ("pending", "assigned", "running", "completed", "failed", "cancelled")
+STATE_COLORS = {"pending": "#9e9e9e", "assigned": "#90caf9", "running": "#F5A623",
+                "completed": "#4caf50", "failed": "#e53935", "cancelled": "#795548"}
+
+who = ui.require_page("dashboard")
+st.title("Dashboard")
+
+
+@st.fragment(run_every=5)
+def live() -> None:
+    rt = ui.runtime()
+    status = system_status(rt, who)
+    health, host, totals = status.health, status.host, status.totals
+
+    for alert in status.alerts:
+        (st.error if alert.level == "error" else st.warning)(alert.message)
+    if not status.alerts:
+        st.success("All systems normal.")
+
+    c = st.columns(5)
+    c[0].metric("Node pool", "reachable" if health.node_pool_ok else "UNREACHABLE")
+    c[1].metric("Database", "ok" if health.database_ok else "ERROR")
+    c[2].metric("Workers online", health.workers_online)
+    c[3].metric("Workers busy", health.workers_busy)
+    c[4].metric("Workers offline", health.workers_offline)
+
+    st.subheader("This host")
+    h = st.columns(4)
+    h[0].metric("CPU", f"{host['cpu_percent']:.0f}%", help=f"{host['cpu_count']} cores")
+    h[1].metric("Memory", f"{host['memory_percent']:.0f}%",
+                help=f"{ui.fmt_bytes(host['memory_used'])} of {ui.fmt_bytes(host['memory_total'])}")
+    h[2].metric("Disk", f"{host['disk_percent']:.0f}%", help=f"{ui.fmt_bytes(host['disk_free'])} free")
+    h[3].metric("Subtasks running", totals.running, help=f"{totals.slots} slots on {totals.nodes} nodes")
+
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Tasks by status" + ("" if who.is_admin else " (yours)"))
+        counts = {s: int(status.task_counts.get(s, 0)) for s in TASK_STATES}
+        fig = go.Figure(go.Bar(x=list(counts), y=list(counts.values()),
+                               marker_color=[STATE_COLORS[s] for s in counts]))
+        fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10), yaxis_title="tasks")
+        st.plotly_chart(fig, key="task_counts", width="stretch")
+    with right:
+        st.subheader("Jobs finished per hour (last 24 h)")
+        hourly = rt.tasks.finished_per_hour(who, hours=24)
+        fig = go.Figure(go.Bar(x=[h for h, _ in hourly], y=[n for _, n in hourly], marker_color="#F5A623"))
+        fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10), yaxis_title="jobs")
+        st.plotly_chart(fig, key="finished_per_hour", width="stretch")
+    st.caption(f"Updated {time.strftime('%H:%M:%S')} · refreshes every 5 s")
+
+
+live()

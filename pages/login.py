@@ -1,0 +1,14 @@
+"""Log in (streamlit-authenticator's widget over the users in the database)."""
+
+import streamlit as st
+
+from pages import _ui as ui
+
+st.title("HiveMind")
+ui.show_flash()
+who = ui.login_form(ui.authenticator())
+if who is not None:
+    # The widget is storing the login cookie in the browser, which then reruns the app
+    # and opens the dashboard; rerunning here would lose the cookie.
+    st.success(f"Welcome, {who.username}. Opening the dashboard…")
+    st.button("Continue", type="primary")
