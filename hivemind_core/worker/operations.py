@@ -21,6 +21,7 @@ from typing import Any
 from hivemind_core.errors import HiveMindError
 
 OPERATION_MODULES: list[str] = ["hivemind_core.worker.diagnostics"]
+OPERATION_MODULES.append("hivemind_core.jobs.operations")  # data jobs: pipeline and script
 
 
 class UnknownOperationError(HiveMindError):

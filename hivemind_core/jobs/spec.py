@@ -1,0 +1,481 @@
+"""Job spec v1: the one JSON format the UI builds, the REST API takes and the CLI reads.
+
+Two checks, both before anything is stored or queued:
+
+* :func:`parse_spec` — the spec on its own (shape, names, value ranges);
+* :func:`validate_against_schema` — the spec against the dataset's columns and
+  their types (unknown column, wrong value type, ``mean`` of a text column, ...).
+
+Every problem raises :class:`~hivemind_core.errors.ValidationError` whose
+``field`` is the JSON path of the offending field (``pipeline.filter[0].op``).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from hivemind_core.errors import ValidationError
+
+SPEC_VERSION = 1
+JOB_TYPES = ("data_processing", "machine_learning", "simulation")
+SPLIT_STRATEGIES = ("rows", "key", "unsplit")
+INPUT_FORMATS = ("csv", "tsv", "parquet", "jsonl")
+OUTPUT_FORMATS = ("csv", "parquet", "json", "jsonl")
+FILTER_OPS = ("==", "!=", "<", "<=", ">", ">=", "in", "not_in", "is_null", "not_null", "contains")
+AGGREGATIONS = ("count", "size", "sum", "mean", "min", "max", "std", "var", "nunique", "median")
+TYPE_NAMES = ("int", "float", "bool", "string", "datetime")
+# Aggregations whose value cannot be combined from per-shard summaries: they need
+# every row of a group on one worker (the key-partitioned plan).
+WHOLE_GROUP_AGGREGATIONS = frozenset({"nunique", "median"})
+MAX_SHARDS = 1024
+
+_ALLOWED_AGGREGATIONS: dict[str, tuple[str, ...]] = {
+    "int": AGGREGATIONS,
+    "float": AGGREGATIONS,
+    "bool": ("count", "size", "sum", "mean", "min", "max", "nunique"),
+    "string": ("count", "size", "min", "max", "nunique"),
+    "datetime": ("count", "size", "min", "max", "nunique"),
+}
+_NO_VALUE_OPS = frozenset({"is_null", "not_null"})
+_LIST_OPS = frozenset({"in", "not_in"})
+
+
+def aggregations_for_type(type_name: str) -> list[str]:
+    """The aggregations a column of ``type_name`` ("int", "string", ...) allows."""
+    return list(_ALLOWED_AGGREGATIONS.get(type_name, ("count", "size", "nunique")))
+
+
+@dataclass(frozen=True)
+class FilterSpec:
+    column: str
+    op: str
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class SortSpec:
+    column: str
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    filter: tuple[FilterSpec, ...] = ()
+    columns: tuple[str, ...] | None = None
+    group_by: tuple[str, ...] = ()
+    aggregate: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (column, aggs) in spec order
+    sort: tuple[SortSpec, ...] = ()
+    limit: int | None = None
+
+    @property
+    def is_aggregation(self) -> bool:
+        return bool(self.aggregate)
+
+    def output_columns(self) -> list[str]:
+        """Group keys, then ``<column>_<agg>`` in spec order (aggregations only)."""
+        return list(self.group_by) + [f"{col}_{agg}" for col, aggs in self.aggregate for agg in aggs]
+
+    def needs_whole_groups(self) -> bool:
+        return any(a in WHOLE_GROUP_AGGREGATIONS for _, aggs in self.aggregate for a in aggs)
+
+    def input_columns(self) -> list[str]:
+        """Every input column the pipeline reads (so the splitter can ship only those)."""
+        wanted: list[str] = [f.column for f in self.filter]
+        if self.columns is not None:
+            wanted += list(self.columns)
+        wanted += list(self.group_by) + [col for col, _ in self.aggregate]
+        return list(dict.fromkeys(wanted))
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    shards: int | None = None         # None = chosen from the input size and worker slots
+    strategy: str | None = None       # None = rows, or key when an aggregation needs whole groups
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    format: str | None = None         # None = from the file name / content
+    delimiter: str | None = None      # None = detected
+    encoding: str | None = None       # None = UTF-8 (with or without BOM)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str = ""
+    type: str = "data_processing"
+    priority: int = 5
+    max_attempts: int = 3
+    split: SplitSpec = field(default_factory=SplitSpec)
+    pipeline: PipelineSpec = field(default_factory=PipelineSpec)
+    script: str | None = None
+    input: InputSpec = field(default_factory=InputSpec)
+    output_format: str = "csv"
+    timeout_s: float = 600.0
+    memory_mb: int = 0
+    version: int = SPEC_VERSION
+
+    @property
+    def runs_unsplit(self) -> bool:
+        """Types other than data_processing, and strategy "unsplit", use one shard."""
+        return self.type != "data_processing" or self.split.strategy == "unsplit"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as JSON-ready data; ``parse_spec(spec.to_dict()) == spec``."""
+        p = self.pipeline
+        pipeline: dict[str, Any] = {}
+        if p.filter:
+            pipeline["filter"] = [
+                {"column": f.column, "op": f.op} | ({} if f.op in _NO_VALUE_OPS else {"value": f.value})
+                for f in p.filter
+            ]
+        if p.columns is not None:
+            pipeline["columns"] = list(p.columns)
+        if p.group_by:
+            pipeline["group_by"] = list(p.group_by)
+        if p.aggregate:
+            pipeline["aggregate"] = {col: list(aggs) for col, aggs in p.aggregate}
+        if p.sort:
+            pipeline["sort"] = [{"column": s.column, "descending": s.descending} for s in p.sort]
+        if p.limit is not None:
+            pipeline["limit"] = p.limit
+        out: dict[str, Any] = {
+            "version": self.version,
+            "name": self.name,
+            "type": self.type,
+            "priority": self.priority,
+            "max_attempts": self.max_attempts,
+            "split": {k: v for k, v in (("shards", self.split.shards), ("strategy", self.split.strategy)) if v is not None},
+            "output": {"format": self.output_format},
+            "timeout_s": self.timeout_s,
+            "memory_mb": self.memory_mb,
+        }
+        inp = {k: v for k, v in vars(self.input).items() if v is not None}
+        if inp:
+            out["input"] = inp
+        if pipeline:
+            out["pipeline"] = pipeline
+        if self.script is not None:
+            out["script"] = self.script
+        return out
+
+
+# --------------------------------------------------------------------------- parse
+
+
+def _fail(field_path: str, problem: str) -> ValidationError:
+    return ValidationError(f"{field_path}: {problem}", field=field_path)
+
+
+def _obj(raw: Any, path: str) -> Mapping[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise _fail(path, f"must be a JSON object, got {type(raw).__name__}")
+    return raw
+
+
+def _str(raw: Any, path: str, *, allow_empty: bool = False) -> str:
+    if not isinstance(raw, str):
+        raise _fail(path, f"must be a string, got {json.dumps(raw)}")
+    if not allow_empty and not raw.strip():
+        raise _fail(path, "must not be empty")
+    return raw
+
+
+def _int(raw: Any, path: str, lo: int, hi: int | None = None) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raise _fail(path, f"must be a whole number, got {json.dumps(raw)}")
+    if raw < lo or (hi is not None and raw > hi):
+        bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+        raise _fail(path, f"must be {bound}, got {raw}")
+    return raw
+
+
+def _choice(raw: Any, path: str, choices: tuple[str, ...]) -> str:
+    if raw not in choices:
+        raise _fail(path, f"{json.dumps(raw)} is not one of: {', '.join(choices)}")
+    return raw
+
+
+def _check_keys(obj: Mapping[str, Any], path: str, allowed: tuple[str, ...]) -> None:
+    for key in obj:
+        if key not in allowed:
+            where = f"{path}.{key}" if path else key
+            raise _fail(where, f"unknown field; allowed here: {', '.join(allowed)}")
+
+
+def _column_list(raw: Any, path: str) -> tuple[str, ...]:
+    if not isinstance(raw, list):
+        raise _fail(path, "must be a list of column names")
+    cols = tuple(_str(c, f"{path}[{i}]") for i, c in enumerate(raw))
+    dupes = sorted({c for c in cols if cols.count(c) > 1})
+    if dupes:
+        raise _fail(path, f"column {dupes[0]!r} is listed twice")
+    return cols
+
+
+def _parse_filter(raw: Any, path: str) -> FilterSpec:
+    obj = _obj(raw, path)
+    _check_keys(obj, path, ("column", "op", "value"))
+    if "column" not in obj:
+        raise _fail(f"{path}.column", "is required")
+    column = _str(obj["column"], f"{path}.column")
+    op = _choice(obj.get("op"), f"{path}.op", FILTER_OPS)
+    value = obj.get("value")
+    if op in _NO_VALUE_OPS:
+        if value is not None:
+            raise _fail(f"{path}.value", f"operator {op!r} takes no value")
+    elif "value" not in obj or value is None:
+        raise _fail(f"{path}.value", f"operator {op!r} needs a value (use is_null / not_null for missing values)")
+    elif op in _LIST_OPS:
+        if not isinstance(value, list) or not value:
+            raise _fail(f"{path}.value", f"operator {op!r} needs a non-empty list of values")
+        if any(isinstance(v, (list, dict)) or v is None for v in value):
+            raise _fail(f"{path}.value", "list items must be plain values (number, text, true/false)")
+    elif isinstance(value, (list, dict)):
+        raise _fail(f"{path}.value", f"operator {op!r} needs a single value, got a {type(value).__name__}")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise _fail(f"{path}.value", "must be a finite number")
+    return FilterSpec(column=column, op=op, value=value)
+
+
+def parse_pipeline(raw: Any) -> PipelineSpec:
+    """The ``pipeline`` part of a spec (workers get just this in their params)."""
+    obj = _obj(raw, "pipeline")
+    _check_keys(obj, "pipeline", ("filter", "columns", "group_by", "aggregate", "sort", "limit"))
+    filters_raw = obj.get("filter", [])
+    if not isinstance(filters_raw, list):
+        raise _fail("pipeline.filter", "must be a list of {column, op, value} objects")
+    filters = tuple(_parse_filter(f, f"pipeline.filter[{i}]") for i, f in enumerate(filters_raw))
+    columns = _column_list(obj["columns"], "pipeline.columns") if obj.get("columns") is not None else None
+    if columns == ():
+        raise _fail("pipeline.columns", "must name at least one column (leave it out to keep all)")
+    group_by = _column_list(obj.get("group_by") or [], "pipeline.group_by")
+
+    agg_raw = obj.get("aggregate") or {}
+    agg_obj = _obj(agg_raw, "pipeline.aggregate")
+    aggregate: list[tuple[str, tuple[str, ...]]] = []
+    for col, aggs in agg_obj.items():
+        path = f"pipeline.aggregate.{col}"
+        if isinstance(aggs, str):
+            aggs = [aggs]
+        if not isinstance(aggs, list) or not aggs:
+            raise _fail(path, "must be a non-empty list of aggregations, e.g. [\"mean\", \"count\"]")
+        names = tuple(_choice(a, f"{path}[{i}]", AGGREGATIONS) for i, a in enumerate(aggs))
+        if len(set(names)) != len(names):
+            raise _fail(path, "lists the same aggregation twice")
+        if col in group_by:
+            raise _fail(path, f"{col!r} is a group_by column and cannot also be aggregated")
+        aggregate.append((col, names))
+    if group_by and not aggregate:
+        raise _fail("pipeline.aggregate", "group_by needs at least one aggregation, e.g. {\"col\": [\"count\"]}")
+
+    sort_raw = obj.get("sort") or []
+    if isinstance(sort_raw, (str, Mapping)):
+        sort_raw = [sort_raw]
+    if not isinstance(sort_raw, list):
+        raise _fail("pipeline.sort", "must be a list of {column, descending} objects")
+    sort = []
+    for i, s in enumerate(sort_raw):
+        path = f"pipeline.sort[{i}]"
+        if isinstance(s, str):
+            s = {"column": s}
+        s = _obj(s, path)
+        _check_keys(s, path, ("column", "descending"))
+        desc = s.get("descending", False)
+        if not isinstance(desc, bool):
+            raise _fail(f"{path}.descending", "must be true or false")
+        sort.append(SortSpec(column=_str(s.get("column"), f"{path}.column"), descending=desc))
+    limit = _int(obj["limit"], "pipeline.limit", 0) if obj.get("limit") is not None else None
+    return PipelineSpec(filters, columns, group_by, tuple(aggregate), tuple(sort), limit)
+
+
+def _check_script(source: str) -> None:
+    try:
+        tree = ast.parse(source, filename="<script>")
+    except SyntaxError as exc:
+        raise _fail("script", f"is not valid Python (line {exc.lineno}: {exc.msg})") from None
+    if not any(isinstance(n, ast.FunctionDef) and n.name == "process" for n in tree.body):
+        raise _fail("script", "must define a function process(df) that returns a DataFrame")
+
+
+def parse_spec(raw: dict | str | bytes | JobSpec) -> JobSpec:
+    """Parse and check a job spec on its own (no dataset needed)."""
+    if isinstance(raw, JobSpec):
+        return raw
+    if isinstance(raw, (str, bytes)):
+        try:
+            raw = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
+            raise ValidationError(f"spec: not valid JSON{where}: {getattr(exc, 'msg', exc)}", field="spec") from None
+    obj = _obj(raw, "spec")
+    _check_keys(obj, "", ("version", "name", "type", "priority", "split", "max_attempts", "pipeline",
+                          "script", "input", "output", "timeout_s", "memory_mb"))
+    version = obj.get("version", SPEC_VERSION)
+    if version != SPEC_VERSION:
+        raise _fail("version", f"this master understands spec version {SPEC_VERSION}, got {json.dumps(version)}")
+    name = _str(obj.get("name", ""), "name", allow_empty=True).strip()
+    job_type = _str(obj.get("type", "data_processing"), "type")
+    priority = _int(obj.get("priority", 5), "priority", 0, 9)
+    max_attempts = _int(obj.get("max_attempts", 3), "max_attempts", 1, 20)
+
+    split_obj = _obj(obj.get("split") or {}, "split")
+    _check_keys(split_obj, "split", ("shards", "strategy"))
+    shards = _int(split_obj["shards"], "split.shards", 1, MAX_SHARDS) if split_obj.get("shards") is not None else None
+    strategy = (_choice(split_obj["strategy"], "split.strategy", SPLIT_STRATEGIES)
+                if split_obj.get("strategy") is not None else None)
+
+    input_obj = _obj(obj.get("input") or {}, "input")
+    _check_keys(input_obj, "input", ("format", "delimiter", "encoding"))
+    fmt = _choice(input_obj["format"], "input.format", INPUT_FORMATS) if input_obj.get("format") else None
+    delimiter = input_obj.get("delimiter")
+    if delimiter is not None:
+        delimiter = {"\\t": "\t", "tab": "\t"}.get(delimiter, delimiter)
+        if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\"\r\n":
+            raise _fail("input.delimiter", "must be a single character such as \",\", \";\" or \"\\t\"")
+    encoding = input_obj.get("encoding")
+    if encoding is not None:
+        import codecs
+
+        try:
+            encoding = codecs.lookup(_str(encoding, "input.encoding")).name
+        except LookupError:
+            raise _fail("input.encoding", f"unknown encoding {encoding!r}; try utf-8, latin-1 or cp1252") from None
+
+    output_obj = _obj(obj.get("output") or {}, "output")
+    _check_keys(output_obj, "output", ("format",))
+    output_format = _choice(output_obj.get("format", "csv"), "output.format", OUTPUT_FORMATS)
+
+    timeout = obj.get("timeout_s", 600.0)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 86400:
+        raise _fail("timeout_s", "must be a number of seconds between 0 and 86400")
+    memory_mb = _int(obj.get("memory_mb", 0), "memory_mb", 0)
+
+    script = obj.get("script")
+    has_pipeline = bool(obj.get("pipeline"))
+    if script is not None:
+        _check_script(_str(script, "script"))
+        if has_pipeline:
+            raise _fail("script", "give either a pipeline or a script, not both")
+    pipeline = parse_pipeline(obj["pipeline"]) if has_pipeline else PipelineSpec()
+    if job_type == "data_processing" and script is None and not has_pipeline:
+        raise _fail("pipeline", "a data_processing job needs a pipeline or a script")
+
+    spec = JobSpec(
+        name=name, type=job_type, priority=priority, max_attempts=max_attempts,
+        split=SplitSpec(shards=shards, strategy=strategy), pipeline=pipeline, script=script,
+        input=InputSpec(format=fmt, delimiter=delimiter, encoding=encoding),
+        output_format=output_format, timeout_s=float(timeout), memory_mb=memory_mb,
+    )
+    _check_plan(spec)
+    return spec
+
+
+def _check_plan(spec: JobSpec) -> None:
+    p = spec.pipeline
+    if p.needs_whole_groups() and not p.group_by and not spec.runs_unsplit:
+        agg = next(a for _, aggs in p.aggregate for a in aggs if a in WHOLE_GROUP_AGGREGATIONS)
+        raise _fail("pipeline.group_by", f"{agg!r} over the whole dataset needs a group_by column to be "
+                    "computed in parallel; add one or set split.strategy to \"unsplit\"")
+    if p.needs_whole_groups() and spec.split.strategy == "rows":
+        raise _fail("split.strategy", "nunique and median need whole groups on one worker; "
+                    "use \"key\" (or leave strategy out)")
+    if spec.split.strategy == "key" and not p.group_by:
+        raise _fail("split.strategy", "\"key\" partitions by the group_by columns; the pipeline has none")
+    outputs = p.output_columns() if p.is_aggregation else None
+    for i, s in enumerate(p.sort):
+        if outputs is not None and s.column not in outputs:
+            raise _fail(f"pipeline.sort[{i}].column",
+                        f"{s.column!r} is not a result column; sort by one of: {', '.join(outputs)}")
+    dupes = [c for c in (outputs or []) if (outputs or []).count(c) > 1]
+    if dupes:
+        raise _fail("pipeline.aggregate", f"two result columns would both be named {dupes[0]!r}")
+
+
+# --------------------------------------------------------------------------- schema
+
+
+def _value_fits(value: Any, type_name: str) -> bool:
+    if type_name in ("int", "float"):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if type_name == "bool":
+        return isinstance(value, bool)
+    if type_name == "string":
+        return isinstance(value, str)
+    if type_name == "datetime":
+        if not isinstance(value, str):
+            return False
+        try:
+            datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return False
+        return True
+    return False
+
+
+_VALUE_HINT = {
+    "int": "a number", "float": "a number", "bool": "true or false",
+    "string": "a text value in quotes", "datetime": "an ISO date/time text such as \"2013-01-31T08:00:00\"",
+}
+
+
+def validate_against_schema(spec: JobSpec, schema: Mapping[str, str]) -> None:
+    """Check ``spec`` against the dataset's columns (column -> type name)."""
+    known = ", ".join(schema)
+
+    def need(column: str, path: str) -> str:
+        if column not in schema:
+            raise _fail(path, f"unknown column {column!r}; the dataset has: {known}")
+        return schema[column]
+
+    p = spec.pipeline
+    for i, f in enumerate(p.filter):
+        path = f"pipeline.filter[{i}]"
+        type_name = need(f.column, f"{path}.column")
+        if f.op in _NO_VALUE_OPS:
+            continue
+        if f.op == "contains":
+            if type_name != "string":
+                raise _fail(f"{path}.op", f"'contains' works on text columns; {f.column!r} is {type_name}")
+            if not isinstance(f.value, str):
+                raise _fail(f"{path}.value", "'contains' needs a text value")
+            continue
+        values = f.value if f.op in _LIST_OPS else [f.value]
+        for v in values:
+            if not _value_fits(v, type_name):
+                raise _fail(f"{path}.value", f"{json.dumps(v)} does not match column {f.column!r} of type "
+                            f"{type_name}; give {_VALUE_HINT.get(type_name, 'a matching value')}")
+    available = set(schema)
+    if p.columns is not None:
+        for i, c in enumerate(p.columns):
+            need(c, f"pipeline.columns[{i}]")
+        available = set(p.columns)
+
+    def selected(column: str, path: str) -> str:
+        type_name = need(column, path)
+        if column not in available:
+            raise _fail(path, f"column {column!r} is not in pipeline.columns; add it there")
+        return type_name
+
+    for i, c in enumerate(p.group_by):
+        selected(c, f"pipeline.group_by[{i}]")
+    for col, aggs in p.aggregate:
+        path = f"pipeline.aggregate.{col}"
+        type_name = selected(col, path)
+        allowed = aggregations_for_type(type_name)
+        for agg in aggs:
+            if agg not in allowed:
+                raise _fail(path, f"{agg!r} cannot be computed on {type_name} column {col!r}; "
+                            f"allowed here: {', '.join(allowed)}")
+    if not p.is_aggregation:
+        names = list(p.columns) if p.columns is not None else list(schema)
+        for i, s in enumerate(p.sort):
+            if s.column not in names:
+                raise _fail(f"pipeline.sort[{i}].column", f"unknown column {s.column!r}; the result has: "
+                            f"{', '.join(names)}")
