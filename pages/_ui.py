@@ -212,8 +212,11 @@ class FieldErrors:
         self._slots[field] = st.empty()
 
     def show(self, exc: HiveMindError) -> None:
-        field = exc.field if isinstance(exc, ValidationError) else None
-        target = self._slots.get(field or "") or self._general
+        """Show ``exc`` under the slot of its field — or of the nearest enclosing
+        field (``pipeline.filter[0].op`` goes to a ``pipeline.filter`` slot) — else on top."""
+        field = (exc.field if isinstance(exc, ValidationError) else None) or ""
+        matches = [k for k in self._slots if field == k or field.startswith((k + ".", k + "["))]
+        target = self._slots[max(matches, key=len)] if matches else self._general
         target.error(str(exc))
 
 

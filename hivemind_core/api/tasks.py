@@ -17,9 +17,10 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from hivemind_core.api.common import blocking, endpoint, int_param, jsonable, principal, runtime
-from hivemind_core.api.uploads import form_text, read_form, save_upload
+from hivemind_core.api.uploads import form_text, read_form
 from hivemind_core.errors import PermissionDeniedError, ValidationError
 from hivemind_core.principal import Principal
+from hivemind_core.staging import stage_upload
 
 MAX_PAGE = 500
 
@@ -47,7 +48,7 @@ async def list_tasks(request: Request) -> JSONResponse:
 
 def _submit(who: Principal, spec: str, upload: UploadFile) -> Any:
     rt = runtime()
-    path = save_upload(upload, rt.settings.uploads_dir / ".incoming")
+    path = stage_upload(upload.file, upload.filename or "data", rt.settings)
     try:
         return rt.tasks.submit(who, spec, path, upload.filename or path.name)
     finally:

@@ -3,11 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-import uuid
-from pathlib import Path
 
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
@@ -65,14 +60,3 @@ async def form_text(form: FormData, name: str) -> str:
         except UnicodeDecodeError:
             raise ValidationError(f"The '{name}' part is not UTF-8 text.", field=name) from None
     return str(value)
-
-
-def save_upload(upload: UploadFile, directory: Path) -> Path:
-    """Copy an uploaded file part to ``directory`` (blocking; run in a thread)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    suffix = Path(upload.filename or "").suffix[:16]
-    fd, name = tempfile.mkstemp(dir=directory, prefix=f"api-{uuid.uuid4().hex[:8]}-", suffix=suffix)
-    with os.fdopen(fd, "wb") as out:
-        upload.file.seek(0)
-        shutil.copyfileobj(upload.file, out, length=1024 * 1024)
-    return Path(name)

@@ -1,0 +1,82 @@
+"""Nodes: every worker node with its state and load, cluster totals, and a
+node's CPU / memory / network history over a chosen window — refreshed every 5 s."""
+
+import datetime as dt
+import time
+
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from hivemind_core.errors import HiveMindError
+from hivemind_core.nodestats import HISTORY_WINDOWS, cluster_totals, history_columns, node_rows
+from pages import _ui as ui
+
+who = ui.require_page("nodes")
+st.title("Nodes")
+window = st.radio("History window", list(HISTORY_WINDOWS), horizontal=True, key="nodes_window")
+
+
+def history_chart(points_by_field: dict[str, list[float]], title: str) -> go.Figure:
+    times = [dt.datetime.fromtimestamp(t) for t in points_by_field["timestamp"]]
+    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                        subplot_titles=("CPU %", "Memory %", "Network (bytes/s)"))
+    fig.add_trace(go.Scatter(x=times, y=points_by_field["cpu_percent"], name="CPU %",
+                             line=dict(color="#F5A623")), row=1, col=1)
+    fig.add_trace(go.Scatter(x=times, y=points_by_field["memory_percent"], name="Memory %",
+                             line=dict(color="#42a5f5")), row=2, col=1)
+    fig.add_trace(go.Scatter(x=times, y=points_by_field["net_in_bps"], name="in"), row=3, col=1)
+    fig.add_trace(go.Scatter(x=times, y=points_by_field["net_out_bps"], name="out"), row=3, col=1)
+    fig.update_yaxes(range=[0, 100], row=1, col=1)
+    fig.update_yaxes(range=[0, 100], row=2, col=1)
+    fig.update_layout(height=560, title=title, margin=dict(l=10, r=10, t=60, b=10), legend_orientation="h")
+    return fig
+
+
+@st.fragment(run_every=5)
+def live() -> None:
+    rt = ui.runtime()
+    now = time.time()
+    try:
+        nodes = rt.client.nodes()
+    except HiveMindError as exc:
+        st.error(f"Cannot list the nodes: {exc}")
+        return
+    totals = cluster_totals(nodes)
+    c = st.columns(6)
+    c[0].metric("Nodes", totals.nodes)
+    c[1].metric("Online / busy / offline", f"{totals.online} / {totals.busy} / {totals.offline}")
+    c[2].metric("Cores", totals.cores)
+    c[3].metric("Memory", ui.fmt_bytes(totals.memory_mb * 1024 * 1024))
+    c[4].metric("Running subtasks", f"{totals.running} / {totals.slots}", help="running / slots")
+    c[5].metric("Mean CPU", f"{totals.cpu_percent:.0f}%")
+
+    rows = node_rows(nodes, now)
+    if not rows:
+        st.info("No nodes have registered yet.")
+        return
+    st.dataframe(
+        [{**{k: v for k, v in r.items() if k != "node_id"},
+          "memory": ui.fmt_bytes(r["memory_mb"] * 1024 * 1024),
+          "last heartbeat": f"{r['last_heartbeat_s_ago']:.0f} s ago" if r["last_heartbeat_s_ago"] is not None
+          else "never"} for r in rows],
+        column_order=("name", "address", "status", "cores", "memory", "running", "slots", "cpu_percent",
+                      "memory_percent", "last heartbeat"),
+        hide_index=True, width="stretch",
+    )
+    names = {r["node_id"]: f"{r['name']} ({r['address']})" for r in rows}
+    node_id = st.selectbox("Node", list(names), format_func=names.get, key="nodes_selected")
+    try:
+        points = rt.client.node_history(node_id, since=now - HISTORY_WINDOWS[window])
+    except HiveMindError as exc:
+        st.error(f"Cannot load the history: {exc}")
+        return
+    if not points:
+        st.info("No history for this node in the chosen window yet.")
+        return
+    st.plotly_chart(history_chart(history_columns(points), f"{names[node_id]} — {window}"),
+                    key="node_history", width="stretch")
+    st.caption(f"Updated {time.strftime('%H:%M:%S')} · refreshes every 5 s")
+
+
+live()
