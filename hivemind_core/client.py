@@ -165,6 +165,10 @@ class NodePoolClient:
         self.channel = grpc.insecure_channel(address, options=[
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.enable_retries", 0),  # we retry ourselves, with backoff the caller controls
+            # reconnect soon after a pool restart (gRPC's own backoff grows to 2 minutes)
+            ("grpc.initial_reconnect_backoff_ms", 250),
+            ("grpc.min_reconnect_backoff_ms", 250),
+            ("grpc.max_reconnect_backoff_ms", 2000),
         ])
         self.nodes_stub = pb_grpc.NodeManagerStub(self.channel)
         self.users_stub = pb_grpc.UserManagerStub(self.channel)
@@ -180,9 +184,10 @@ class NodePoolClient:
         self._metadata = bearer(token)
 
     def call(self, method: Callable[..., T], request: Any, *, timeout: float | None = None,
-             retries: int | None = None) -> T:
-        """Call a stub ``method`` with the token, a deadline, and retries on UNAVAILABLE."""
-        return self._retrying(lambda: method(request, timeout=timeout or self.timeout, metadata=self._metadata),
+             retries: int | None = None, token: str | None = None) -> T:
+        """Call a stub ``method`` with the token (or ``token``), a deadline, and retries on UNAVAILABLE."""
+        metadata = bearer(token) if token else self._metadata
+        return self._retrying(lambda: method(request, timeout=timeout or self.timeout, metadata=metadata),
                               retries)
 
     def _retrying(self, attempt: Callable[[], T], retries: int | None = None) -> T:

@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -125,6 +126,10 @@ class LeaseOwnershipError(PermissionDeniedError):
     """A worker tried to renew, complete or release another worker's lease."""
 
 
+class PoolShuttingDown(HiveMindError):
+    """The store was closed (the server is stopping)."""
+
+
 class UnknownNodeError(HiveMindError):
     """A node id the pool does not know (e.g. its data dir was replaced)."""
 
@@ -182,16 +187,26 @@ class Store:
     def __init__(self, path: Path, retention: RetentionPolicy | None = None) -> None:
         self.path = Path(path)
         self.retention = retention or RetentionPolicy()
-        self._conn = connect(self.path)
+        self._conn: sqlite3.Connection | None = connect(self.path)
         self._lock = threading.RLock()
         self.work_available = threading.Condition(threading.Lock())
         self._work_version = 0
         with self._lock:
-            self._conn.executescript(SCHEMA)
+            self._db.executescript(SCHEMA)
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        conn = self._conn
+        if conn is None:
+            raise PoolShuttingDown("the node pool is shutting down; retry shortly")
+        return conn
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+        self._notify_work()
 
     # ------------------------------------------------------------ wake-ups
 
@@ -216,7 +231,7 @@ class Store:
 
     def register_node(self, node: NodeRecord, token: str, now: float) -> None:
         """Insert a node, or update the one with this id (re-registration)."""
-        with self._lock, immediate(self._conn) as c:
+        with self._lock, immediate(self._db) as c:
             c.execute(
                 """INSERT INTO nodes (node_id, name, address, cores, memory_mb, gpu, labels, version,
                                       slots, token_hash, registered_at, last_heartbeat)
@@ -234,18 +249,18 @@ class Store:
 
     def node_token_matches(self, node_id: str, token: str) -> bool:
         with self._lock:
-            row = self._conn.execute("SELECT token_hash FROM nodes WHERE node_id=?", (node_id,)).fetchone()
+            row = self._db.execute("SELECT token_hash FROM nodes WHERE node_id=?", (node_id,)).fetchone()
         return row is not None and row["token_hash"] == hash_token(token)
 
     def node_token_hashes(self) -> dict[str, tuple[str, str]]:
         """token hash -> (node_id, name), for the auth cache."""
         with self._lock:
-            rows = self._conn.execute("SELECT node_id, name, token_hash FROM nodes").fetchall()
+            rows = self._db.execute("SELECT node_id, name, token_hash FROM nodes").fetchall()
         return {r["token_hash"]: (r["node_id"], r["name"]) for r in rows}
 
     def heartbeat(self, node_id: str, metrics: dict[str, float], now: float) -> None:
         values = [float(metrics.get(k, 0.0)) for k in METRIC_FIELDS]
-        with self._lock, immediate(self._conn) as c:
+        with self._lock, immediate(self._db) as c:
             cur = c.execute(
                 f"""UPDATE nodes SET last_heartbeat=?, {", ".join(f"{k}=?" for k in METRIC_FIELDS)}
                     WHERE node_id=?""",
@@ -261,7 +276,7 @@ class Store:
 
     def list_nodes(self) -> list[dict[str, Any]]:
         with self._lock:
-            rows = self._conn.execute("SELECT * FROM nodes ORDER BY name, node_id").fetchall()
+            rows = self._db.execute("SELECT * FROM nodes ORDER BY name, node_id").fetchall()
         nodes = []
         for r in rows:
             node = dict(r)
@@ -272,10 +287,10 @@ class Store:
 
     def node_history(self, node_id: str, since: float, until: float) -> list[dict[str, float]]:
         with self._lock:
-            known = self._conn.execute("SELECT 1 FROM nodes WHERE node_id=?", (node_id,)).fetchone()
+            known = self._db.execute("SELECT 1 FROM nodes WHERE node_id=?", (node_id,)).fetchone()
             if not known:
                 raise NotFoundError(f"node {node_id} is not known to the node pool")
-            rows = self._conn.execute(
+            rows = self._db.execute(
                 f"SELECT ts, {', '.join(METRIC_FIELDS)} FROM metrics "
                 "WHERE node_id=? AND ts>=? AND ts<=? ORDER BY ts",
                 (node_id, since, until),
@@ -288,7 +303,7 @@ class Store:
         removed = 0
         cols = ", ".join(METRIC_FIELDS)
         avgs = ", ".join(f"avg({k})" for k in METRIC_FIELDS)
-        with self._lock, immediate(self._conn) as c:
+        with self._lock, immediate(self._db) as c:
             for src, bucket, age in ((0, p.mid_bucket_s, p.raw_s), (p.mid_bucket_s, p.old_bucket_s, p.mid_s)):
                 # align to a bucket edge so no bucket is ever split across two passes
                 cutoff = int((now - age) // bucket) * bucket
@@ -305,7 +320,7 @@ class Store:
     # ------------------------------------------------------------ client tokens
 
     def create_client_token(self, name: str, token: str, now: float) -> None:
-        with self._lock, immediate(self._conn) as c:
+        with self._lock, immediate(self._db) as c:
             c.execute(
                 "INSERT INTO client_tokens (name, token_hash, created_at) VALUES (?,?,?) "
                 "ON CONFLICT(name) DO UPDATE SET token_hash=excluded.token_hash, created_at=excluded.created_at",
@@ -313,18 +328,18 @@ class Store:
             )
 
     def revoke_client_token(self, name: str) -> bool:
-        with self._lock, immediate(self._conn) as c:
+        with self._lock, immediate(self._db) as c:
             return c.execute("DELETE FROM client_tokens WHERE name=?", (name,)).rowcount > 0
 
     def client_tokens(self) -> list[dict[str, Any]]:
         with self._lock:
-            rows = self._conn.execute("SELECT name, token_hash, created_at FROM client_tokens ORDER BY name")
+            rows = self._db.execute("SELECT name, token_hash, created_at FROM client_tokens ORDER BY name")
             return [dict(r) for r in rows.fetchall()]
 
     # ------------------------------------------------------------ submit
 
     def _check_resources(self, specs: Sequence[SubtaskSpec]) -> None:
-        nodes = self._conn.execute("SELECT name, cores, memory_mb FROM nodes").fetchall()
+        nodes = self._db.execute("SELECT name, cores, memory_mb FROM nodes").fetchall()
         if not nodes:
             return  # no worker has joined yet: nothing proves the needs impossible
         for spec in specs:
@@ -362,7 +377,7 @@ class Store:
         """
         for spec in specs:
             self._validate(spec)
-        with self._lock, immediate(self._conn) as c:
+        with self._lock, immediate(self._db) as c:
             self._check_resources(specs)
             task_ids = sorted({s.task_id for s in specs})
             cancelled: set[str] = set()
@@ -393,7 +408,7 @@ class Store:
     def lease(self, node_id: str, max_count: int, now: float, ttl: float) -> list[dict[str, Any]]:
         """Hand up to ``max_count`` pending subtasks the node can hold to ``node_id``:
         highest priority first, submission order within a priority."""
-        with self._lock, immediate(self._conn) as c:
+        with self._lock, immediate(self._db) as c:
             node = c.execute("SELECT cores, memory_mb FROM nodes WHERE node_id=?", (node_id,)).fetchone()
             if node is None:
                 raise UnknownNodeError(f"node {node_id} is not registered with this node pool; register again")
@@ -425,7 +440,7 @@ class Store:
     def _lease_rows(self, lease_ids: Sequence[str]) -> dict[str, Any]:
         found: dict[str, Any] = {}
         for chunk in _chunks(list(lease_ids)):
-            rows = self._conn.execute(
+            rows = self._db.execute(
                 f"""SELECT l.lease_id, l.node_id, l.ended_at, s.subtask_id, s.state, s.attempts,
                            s.max_attempts, s.lease_id AS current_lease, s.error, s.started_at
                     FROM leases l JOIN subtasks s ON s.subtask_id = l.subtask_id
@@ -450,7 +465,7 @@ class Store:
         """Extend the node's live leases, record starts; returns leases the worker must stop
         (cancelled, expired and handed elsewhere, or unknown)."""
         ids = list(dict.fromkeys([*lease_ids, *(lid for lid, _ in started)]))
-        with self._lock, immediate(self._conn) as c:
+        with self._lock, immediate(self._db) as c:
             rows = self._lease_rows(ids)
             self._check_owner(rows, node_id)
             live = [lid for lid in ids if lid in rows and self._is_live(rows[lid])]
@@ -470,7 +485,7 @@ class Store:
         is no longer current (cancelled, expired and re-leased) is discarded."""
         accepted = discarded = 0
         requeued = False
-        with self._lock, immediate(self._conn) as c:
+        with self._lock, immediate(self._db) as c:
             rows = self._lease_rows([o.lease_id for o in outcomes])
             self._check_owner(rows, node_id)
             sub_updates, lease_updates = [], []
@@ -508,7 +523,7 @@ class Store:
     def release(self, node_id: str, releases: Sequence[tuple[str, bool]], now: float) -> int:
         """The node gives leases back (shutting down); unstarted ones do not use up an attempt."""
         count = 0
-        with self._lock, immediate(self._conn) as c:
+        with self._lock, immediate(self._db) as c:
             rows = self._lease_rows([lid for lid, _ in releases])
             self._check_owner(rows, node_id)
             for lid, started in releases:
@@ -536,7 +551,7 @@ class Store:
 
     def expire_leases(self, now: float) -> int:
         """Requeue (or fail, when out of attempts) every subtask whose lease ran out."""
-        with self._lock, immediate(self._conn) as c:
+        with self._lock, immediate(self._db) as c:
             rows = c.execute(
                 """SELECT l.lease_id, l.node_id, l.ended_at, s.subtask_id, s.state, s.attempts,
                           s.max_attempts, s.lease_id AS current_lease, s.error, s.started_at,
@@ -561,7 +576,7 @@ class Store:
 
     def extend_open_leases(self, now: float, ttl: float) -> int:
         """After a restart: give workers one full lease period to reconnect and renew."""
-        with self._lock, immediate(self._conn) as c:
+        with self._lock, immediate(self._db) as c:
             return c.execute("UPDATE leases SET expires_at=? WHERE ended_at IS NULL AND expires_at<?",
                              (now + ttl, now + ttl)).rowcount
 
@@ -569,7 +584,7 @@ class Store:
 
     def cancel(self, task_id: str, now: float) -> int:
         """Cancel every unfinished subtask of ``task_id``, now and for any later submit."""
-        with self._lock, immediate(self._conn) as c:
+        with self._lock, immediate(self._db) as c:
             c.execute("INSERT INTO cancellations (task_id, cancelled_at) VALUES (?,?) "
                       "ON CONFLICT(task_id) DO NOTHING", (task_id, now))
             rows = c.execute(
@@ -586,7 +601,7 @@ class Store:
 
     def status(self, task_id: str) -> list[dict[str, Any]]:
         with self._lock:
-            rows = self._conn.execute(
+            rows = self._db.execute(
                 """SELECT s.subtask_id, s.task_id, s.state, s.attempts, s.max_attempts, s.priority,
                           s.operation, s.node_id, COALESCE(n.name, '') AS node_name, s.created_at,
                           s.started_at, s.finished_at, s.error, s.result_blob
@@ -596,13 +611,13 @@ class Store:
 
     def summary(self, task_id: str) -> dict[str, int]:
         with self._lock:
-            rows = self._conn.execute("SELECT state, count(*) FROM subtasks WHERE task_id=? GROUP BY state",
+            rows = self._db.execute("SELECT state, count(*) FROM subtasks WHERE task_id=? GROUP BY state",
                                       (task_id,)).fetchall()
         return {r[0]: r[1] for r in rows}
 
     def list_tasks(self) -> dict[str, dict[str, int]]:
         with self._lock:
-            rows = self._conn.execute(
+            rows = self._db.execute(
                 "SELECT task_id, state, count(*) FROM subtasks GROUP BY task_id, state "
                 "ORDER BY min(seq)").fetchall()
         tasks: dict[str, dict[str, int]] = {}
@@ -612,14 +627,14 @@ class Store:
 
     def results(self, task_id: str) -> dict[str, str]:
         with self._lock:
-            rows = self._conn.execute(
+            rows = self._db.execute(
                 "SELECT subtask_id, result_blob FROM subtasks WHERE task_id=? AND state='completed'",
                 (task_id,)).fetchall()
         return {r[0]: r[1] for r in rows}
 
     def delete_task(self, task_id: str) -> tuple[int, list[str]]:
         """Remove the task's subtasks and leases; returns (count, blobs no longer referenced)."""
-        with self._lock, immediate(self._conn) as c:
+        with self._lock, immediate(self._db) as c:
             rows = c.execute("SELECT subtask_id, input_blob, result_blob FROM subtasks WHERE task_id=?",
                              (task_id,)).fetchall()
             shas = sorted({sha for r in rows for sha in (r["input_blob"], r["result_blob"]) if sha})
@@ -637,7 +652,7 @@ class Store:
     def ping(self) -> None:
         """Raise if the database cannot answer (health probe)."""
         with self._lock:
-            self._conn.execute("SELECT count(*) FROM nodes").fetchone()
+            self._db.execute("SELECT count(*) FROM nodes").fetchone()
 
     def now(self) -> float:  # one clock for the servicers
         return time.time()

@@ -11,12 +11,13 @@ import grpc
 
 from hivemind_core.errors import HiveMindError, NotFoundError, PermissionDeniedError, ValidationError
 from hivemind_core.nodepool.blobs import BlobIntegrityError, InvalidBlobId
-from hivemind_core.nodepool.store import NoNodeCanRunError, UnknownNodeError
+from hivemind_core.nodepool.store import NoNodeCanRunError, PoolShuttingDown, UnknownNodeError
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable)
 
 _CODES: list[tuple[type[HiveMindError], grpc.StatusCode]] = [
+    (PoolShuttingDown, grpc.StatusCode.UNAVAILABLE),
     (UnknownNodeError, grpc.StatusCode.UNAUTHENTICATED),  # the worker must register again
     (PermissionDeniedError, grpc.StatusCode.PERMISSION_DENIED),
     (NotFoundError, grpc.StatusCode.NOT_FOUND),

@@ -29,7 +29,8 @@ class WorkerServiceServicer(pb_grpc.WorkerServiceServicer):
         remaining = context.time_remaining()
         wait = min(request.wait_s, self.config.max_lease_wait_s, max(0.0, (remaining or 1e9) - 0.5))
         deadline = time.monotonic() + max(0.0, wait)
-        while True:
+        leases: list[dict] = []
+        while context.is_active():
             version = self.store.work_version
             leases = self.store.lease(node_id, count, self.store.now(), self.config.lease_ttl_s)
             left = deadline - time.monotonic()
