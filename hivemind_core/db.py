@@ -22,6 +22,7 @@ MODEL_MODULES: list[str] = [
     "hivemind_core.vpn.models",
 ]
 MODEL_MODULES.append("hivemind_core.auth.models")
+MODEL_MODULES.append("hivemind_core.tasks.models")  # tasks and subtasks
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
