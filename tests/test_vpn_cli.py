@@ -1,0 +1,92 @@
+"""`python -m hivemind_core vpn ...` end to end in a subprocess with its own data dir."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.vpn_wg import strict_parse, wg_check, wg_genkey, wg_pubkey
+
+
+@pytest.fixture
+def vpn(subprocess_env: dict[str, str], repo_root: Path):
+    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run([sys.executable, "-m", "hivemind_core", "vpn", *args], cwd=repo_root,
+                                env=subprocess_env, capture_output=True, text=True, timeout=60)
+        if ok:
+            assert result.returncode == 0, result.stderr
+        return result
+    return run
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_cli_end_to_end(vpn, tmp_path: Path, data_dir: Path) -> None:  # noqa: ANN001
+    out = vpn("settings", "--endpoint", "vpn.example.org", "--port", "51888", "--subnet", "10.44.0.0/16",
+              "--subnet-v6", "fd44::/64", "--dns", "10.44.0.1", "--mtu", "1400", "--keepalive", "15").stdout
+    assert "vpn.example.org" in out and "10.44.0.0/16 (server 10.44.0.1, room for 65533 peers)" in out
+
+    client = tmp_path / "out" / "alice.conf"
+    added = vpn("add-peer", "alice laptop", "--owner", "alice", "--preshared-key", "--output", str(client))
+    assert f"wrote {client}" in added.stdout and "10.44.0.2, fd44::2" in added.stderr
+    assert mode(client) == 0o600
+    text = client.read_text()
+    parsed = strict_parse(text, client=True)
+    assert parsed["interface"]["address"] == "10.44.0.2/32, fd44::2/128"
+    assert parsed["interface"]["mtu"] == "1400" and parsed["peers"][0]["persistentkeepalive"] == "15"
+    assert parsed["peers"][0]["endpoint"] == "vpn.example.org:51888"
+    wg_check(text.replace("vpn.example.org", "localhost"), tmp_path / "chk1")  # wg resolves names: offline here
+    assert wg_pubkey(parsed["interface"]["privatekey"]) in vpn("list").stdout
+
+    own_private = wg_genkey()
+    byok = vpn("add-peer", "worker-7", "--owner", "ops", "--public-key", wg_pubkey(own_private),
+               "--kind", "worker").stdout  # no --output: the config goes to stdout
+    assert "REPLACE_WITH_YOUR_PRIVATE_KEY" in byok and "PrivateKey = REPLACE_WITH_YOUR_PRIVATE_KEY" in byok
+    strict_parse(byok.replace("REPLACE_WITH_YOUR_PRIVATE_KEY", own_private), client=True)
+
+    listing = vpn("list").stdout
+    assert "alice laptop" in listing and "worker-7" in listing and "worker" in listing
+
+    server = tmp_path / "wg0.conf"
+    vpn("server-config", "--output", str(server))
+    assert mode(server) == 0o600
+    server_text = server.read_text()
+    assert server_text.count("[Peer]") == 2 and "--dport 50051" in server_text
+    wg_check(server_text, tmp_path / "chk2")
+
+    vpn("disable", "worker-7")
+    assert vpn("server-config").stdout.count("[Peer]") == 1
+    vpn("enable", "worker-7")
+    revoked = vpn("revoke", "alice laptop").stdout
+    assert "freed 10.44.0.2, fd44::2" in revoked and "wg syncconf wg0 <(wg-quick strip wg0)" in revoked
+    assert "alice laptop" not in vpn("list").stdout and "revoked" in vpn("list", "--all").stdout
+    assert vpn("server-config").stdout.count("[Peer]") == 1
+
+    again = vpn("add-peer", "bob pc", "--owner", "bob").stderr
+    assert "10.44.0.2, fd44::2" in again  # the freed addresses are handed out again
+
+    # files holding secrets in the data dir are private too
+    for secret in (data_dir / "secrets").iterdir():
+        assert mode(secret) == 0o600
+
+
+def test_cli_errors_are_one_line_and_exit_1(vpn) -> None:  # noqa: ANN001
+    r = vpn("settings", "--subnet", "10.0.0.0/31", ok=False)
+    assert r.returncode == 1 and r.stderr.startswith("error: The subnet 10.0.0.0/31") and "/30" in r.stderr
+    r = vpn("add-peer", "x", ok=False)
+    assert r.returncode == 1 and "endpoint is not set" in r.stderr
+    r = vpn("revoke", "nobody", ok=False)
+    assert r.returncode == 1 and "no active VPN peer called 'nobody'" in r.stderr
+    r = vpn("settings", "--endpoint", "host:51820", ok=False)
+    assert r.returncode == 1 and "port separately" in r.stderr
+    r = vpn("settings", "--endpoint", "192.0.2.1", "--mtu", "100", ok=False)
+    assert r.returncode == 1 and "MTU must be between 576" in r.stderr
+    r = vpn("add-peer", "bad", "--public-key", "not-a-key", ok=False)
+    assert r.returncode == 1 and "not a WireGuard key" in r.stderr
