@@ -14,7 +14,7 @@ from pathlib import Path
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-if get_script_run_ctx() is None:
+if get_script_run_ctx(suppress_warning=True) is None:
     # Imported as the server's ASGI app (or started with ``python app.py``).
     from hivemind_core.api.routes import ROUTES
     from hivemind_core.lifespan import lifespan

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import streamlit as st
-import streamlit_authenticator as stauth
 
 from hivemind_core import auth
 from hivemind_core.config import get_settings
@@ -20,6 +20,9 @@ from hivemind_core.errors import HiveMindError, ValidationError
 from hivemind_core.principal import Principal
 from hivemind_core.runtime import MasterRuntime, get_runtime
 from hivemind_core.secrets_store import cookie_key
+
+if TYPE_CHECKING:  # imported where used: importing it outside a page run logs warnings
+    import streamlit_authenticator as stauth
 
 PAGES_DIR = Path(__file__).resolve().parent
 COOKIE_NAME = "hivemind_login"
@@ -87,6 +90,8 @@ def build_authenticator() -> stauth.Authenticate:
     path, so it never rewrites credentials; its attempt counts come from and go
     back to the database (see ``hivemind_core.auth.credentials``).
     """
+    import streamlit_authenticator as stauth
+
     credentials = auth.authenticator_credentials()
     authenticator = stauth.Authenticate(
         credentials,
@@ -111,9 +116,11 @@ def _widget_credentials(authenticator_: stauth.Authenticate) -> dict:
 
 def restore_login(authenticator_: stauth.Authenticate) -> Principal | None:
     """Log in from the signed cookie if there is one; return who is logged in."""
+    from streamlit_authenticator import LoginError
+
     try:
         authenticator_.login(location="unrendered")
-    except stauth.LoginError:  # cookie of a user who no longer exists or was disabled
+    except LoginError:  # cookie of a user who no longer exists or was disabled
         _forget_login(authenticator_)
     who = current_principal()
     if who is None and st.session_state.get("authentication_status"):
@@ -137,11 +144,13 @@ def login_form(authenticator_: stauth.Authenticate) -> Principal | None:
     Failed attempts are written to the database, a locked or disabled account
     gets a message saying so.
     """
+    from streamlit_authenticator import LoginError
+
     before = auth.authenticator_credentials()
     error: str | None = None
     try:
         authenticator_.login(location="main", key="login", fields={"Form name": "Log in to HiveMind"})
-    except stauth.LoginError as exc:
+    except LoginError as exc:
         error = str(exc)
     auth.record_widget_failures(before, _widget_credentials(authenticator_))
     username = st.session_state.get("username")
@@ -240,11 +249,32 @@ def user_errors() -> Iterator[None]:
         st.error(str(exc))
 
 
+def local_time(when: dt.datetime) -> dt.datetime:
+    """A naive UTC datetime (as the task tables store them) in local time."""
+    return (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).astimezone()
+
+
 def fmt_time(ts: float | dt.datetime | None) -> str:
+    """Local time of a unix timestamp or a datetime (naive datetimes are UTC, as the task tables store them)."""
     if ts is None:
         return "—"
-    when = ts if isinstance(ts, dt.datetime) else dt.datetime.fromtimestamp(ts)
+    if isinstance(ts, dt.datetime):
+        when = local_time(ts)
+    else:
+        when = dt.datetime.fromtimestamp(ts)
     return when.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def fmt_duration(start: dt.datetime | None, end: dt.datetime | None) -> str:
+    """``end - start`` as text; a missing end means "until now" (naive datetimes are UTC)."""
+    if start is None:
+        return "—"
+    end = end or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    seconds = max(0.0, (end - start).total_seconds())
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, sec = divmod(int(seconds), 60)
+    return f"{minutes} min {sec} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
 
 
 def fmt_bytes(n: float | None) -> str:

@@ -54,7 +54,7 @@ def live() -> None:
     with right:
         st.subheader("Jobs finished per hour (last 24 h)")
         hourly = rt.tasks.finished_per_hour(who, hours=24)
-        fig = go.Figure(go.Bar(x=[h for h, _ in hourly], y=[n for _, n in hourly], marker_color="#F5A623"))
+        fig = go.Figure(go.Bar(x=[ui.local_time(h) for h, _ in hourly], y=[n for _, n in hourly], marker_color="#F5A623"))
         fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10), yaxis_title="jobs")
         st.plotly_chart(fig, key="finished_per_hour", width="stretch")
     st.caption(f"Updated {time.strftime('%H:%M:%S')} · refreshes every 5 s")

@@ -8,7 +8,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, is_dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
@@ -103,7 +103,7 @@ def endpoint(fn: Handler) -> Handler:
 
 
 def jsonable(value: Any) -> Any:
-    """Models, dataclasses, datetimes and NaNs as plain JSON values."""
+    """Models, dataclasses, datetimes (ISO 8601 with zone) and NaNs (null) as plain JSON values."""
     if hasattr(value, "model_dump"):
         return jsonable(value.model_dump())
     if is_dataclass(value) and not isinstance(value, type):
@@ -112,8 +112,8 @@ def jsonable(value: Any) -> Any:
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
+    if isinstance(value, datetime):  # naive datetimes are UTC (the master's convention)
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, bytes):

@@ -8,6 +8,7 @@ Tasks page and get 403 here.
 
 from __future__ import annotations
 
+import json
 import mimetypes
 from pathlib import Path
 from typing import Any
@@ -32,8 +33,26 @@ async def _task_user(request: Request) -> Principal:
     return who
 
 
+TASK_FIELDS = ("id", "owner", "name", "type", "status", "priority", "progress", "created_at", "started_at",
+               "finished_at", "error", "input_name", "input_size", "input_rows", "result_rows", "result_format",
+               "subtasks_total", "subtasks_done")
+SUBTASK_FIELDS = ("shard", "status", "attempts", "node_id", "node_name", "created_at", "started_at",
+                  "finished_at", "error", "rows")
+
+
 def task_json(task: Any) -> dict[str, Any]:
-    return jsonable(task)
+    """The public view of a task: no internal bookkeeping, the spec as JSON, whether a result exists."""
+    body = {f: getattr(task, f) for f in TASK_FIELDS}
+    try:
+        body["spec"] = json.loads(task.spec) if task.spec else None
+    except ValueError:
+        body["spec"] = task.spec
+    body["has_result"] = bool(task.result_path)
+    return jsonable(body)
+
+
+def subtask_json(subtask: Any) -> dict[str, Any]:
+    return jsonable({f: getattr(subtask, f) for f in SUBTASK_FIELDS})
 
 
 @endpoint
@@ -79,7 +98,7 @@ async def get_task(request: Request) -> JSONResponse:
     service = runtime().tasks
     task = await blocking(service.get, who, task_id)
     subtasks = await blocking(service.subtasks, who, task_id)
-    return JSONResponse({**task_json(task), "subtasks": jsonable(subtasks)})
+    return JSONResponse({**task_json(task), "subtasks": [subtask_json(s) for s in subtasks]})
 
 
 @endpoint
