@@ -17,6 +17,7 @@ from hivemind_core.errors import HiveMindError
 # Feature packages add their CLI module here.
 COMMAND_MODULES: list[str] = []
 COMMAND_MODULES.append("hivemind_core.vpn.cli")
+COMMAND_MODULES.append("hivemind_core.tasks.cli")  # submit, status, list, cancel, result, nodes
 
 log = logging.getLogger(__name__)
 

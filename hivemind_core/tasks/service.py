@@ -59,9 +59,21 @@ def _from_unix(ts: float | None) -> datetime | None:
 
 
 class TaskService:
-    def __init__(self, engine: Engine, client: NodePoolClient, settings: Settings) -> None:
-        self.engine, self.client, self.settings = engine, client, settings
+    def __init__(self, engine: Engine, client: NodePoolClient | None, settings: Settings) -> None:
+        """``client`` None: a read-only service (list/get/results) for when no node pool is running."""
+        self.engine, self._pool, self.settings = engine, client, settings
         self._claim_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    @property
+    def has_pool(self) -> bool:
+        return self._pool is not None
+
+    @property
+    def client(self) -> NodePoolClient:
+        if self._pool is None:
+            raise NodePoolUnavailable("no node pool is running for this data dir; start the app, "
+                                      "or pass --pool HOST:PORT / set HIVEMIND_NODE_POOL")
+        return self._pool
 
     # ------------------------------------------------------------------ submit
 

@@ -1,0 +1,280 @@
+"""CLI for data jobs: ``submit``, ``status``, ``list``, ``cancel``, ``result``, ``nodes``.
+
+``python -m hivemind_core submit SPEC.json DATA [--pool HOST:PORT] [--wait] [--output FILE]``
+
+Without ``--pool`` and without ``HIVEMIND_NODE_POOL`` the commands use the
+embedded cluster of the data dir (``HIVEMIND_DATA_DIR``): the one the app runs,
+or one started for the command's duration. Commands act as the local admin
+(whoever can read the data dir already has that power), or as ``--user NAME``.
+Bad input is reported in one line before anything is queued.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shutil
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from hivemind_core.client import NodePoolClient
+from hivemind_core.config import Settings, get_settings
+from hivemind_core.db import get_engine
+from hivemind_core.errors import HiveMindError, NotFoundError, ValidationError
+from hivemind_core.jobs.readers import open_source
+from hivemind_core.jobs.spec import parse_spec, validate_against_schema
+from hivemind_core.principal import LOCAL_ADMIN, Principal
+from hivemind_core.tasks import states
+from hivemind_core.tasks.models import Task
+from hivemind_core.tasks.service import TaskService
+
+POLL_S = 0.3
+BAR_WIDTH = 30
+
+
+# ----------------------------------------------------------------- plumbing
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = get_settings()
+    if getattr(args, "pool", None):
+        settings = dataclasses.replace(settings, node_pool=args.pool)
+    return settings
+
+
+def _principal(args: argparse.Namespace, settings: Settings) -> Principal:
+    if not getattr(args, "user", None):
+        return LOCAL_ADMIN
+    from hivemind_core.auth.users import get_user, principal_of
+
+    user = get_user(args.user, engine=get_engine(settings))
+    if user is None:
+        raise NotFoundError(f"no user {args.user!r}; create it in the app's admin page first")
+    return principal_of(user)
+
+
+def _running_client(settings: Settings) -> NodePoolClient | None:
+    """A client for a node pool that is already up (never starts one)."""
+    if settings.node_pool:
+        from hivemind_core.cluster import connect_cluster
+
+        return connect_cluster(settings)[0]
+    from hivemind_core.cluster import NODEPOOL_SUBDIR, _running_pool
+    from hivemind_core.nodepool.auth import cluster_token_for
+
+    pool_dir = settings.data_dir / NODEPOOL_SUBDIR
+    if not (pool_dir / "endpoint.json").exists():
+        return None
+    return _running_pool(pool_dir, cluster_token_for(pool_dir))
+
+
+@contextmanager
+def _service(settings: Settings, *, start_cluster: bool) -> Iterator[tuple[TaskService, bool]]:
+    """(task service, whether this command started the embedded cluster).
+
+    ``start_cluster``: connect (starting the embedded cluster if none runs); else
+    use a running pool if there is one, or none (read-only service)."""
+    cluster = None
+    if start_cluster:
+        from hivemind_core.cluster import connect_cluster
+
+        client, cluster = connect_cluster(settings)
+    else:
+        client = _running_client(settings)
+    try:
+        yield TaskService(get_engine(settings), client, settings), cluster is not None
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.stop()
+
+
+def _when(ts: datetime | None) -> str:
+    if ts is None:
+        return "-"
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return ts.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _bar(task: Task) -> str:
+    filled = int(BAR_WIDTH * task.progress / 100)
+    return (f"\r[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {task.progress:5.1f}%  "
+            f"{task.subtasks_done}/{task.subtasks_total} shards  {task.status:<9}")
+
+
+def _wait(service: TaskService, task_id: str, show: Callable[[Task], None] | None) -> Task:
+    while True:
+        task = service.sync_task(task_id)
+        if task is None:
+            raise NotFoundError(f"task {task_id} was deleted while waiting")
+        if show:
+            show(task)
+        if task.status in states.FINAL:
+            return task
+        time.sleep(POLL_S)
+
+
+# ----------------------------------------------------------------- commands
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    spec_path, data_path = Path(args.spec), Path(args.data)
+    try:
+        spec_text = spec_path.read_bytes()
+    except OSError as exc:
+        raise ValidationError(f"spec: cannot read {spec_path}: {exc.strerror}", field="spec") from None
+    if not data_path.is_file():
+        raise ValidationError(f"input: {data_path} is not a file", field="input")
+    if args.output and not args.wait:
+        raise ValidationError("--output needs --wait (or fetch it later: result ID --output FILE)")
+    # Check spec and data before starting anything: bad input costs nothing and queues nothing.
+    job = parse_spec(spec_text)
+    source = open_source(data_path, job.input.format, job.input.delimiter, job.input.encoding, name=data_path.name)
+    validate_against_schema(job, source.type_names())
+
+    settings = _settings(args)
+    who = _principal(args, settings)
+    with _service(settings, start_cluster=True) as (service, owns_cluster):
+        task = service.submit(who, job, data_path, data_path.name)
+        print(f"submitted task {task.id}: {task.subtasks_total} shards, {task.input_rows} rows")
+        if not args.wait:
+            if owns_cluster:
+                print("note: no app is running the cluster for this data dir; the job stays queued and runs "
+                      "when the app runs (or use --wait)", file=sys.stderr)
+            return 0
+        tty = sys.stderr.isatty()
+        task = _wait(service, task.id, (lambda t: print(_bar(t), end="", file=sys.stderr, flush=True))
+                     if tty else None)
+        if tty:
+            print(file=sys.stderr)
+    return _report_final(task, args.output)
+
+
+def _report_final(task: Task, output: str | None) -> int:
+    if task.status == states.COMPLETED:
+        if output and task.result_path:
+            shutil.copyfile(task.result_path, output)
+            print(f"completed: {task.result_rows} rows written to {output}")
+        else:
+            print(f"completed: {task.result_rows} rows in {task.result_path}")
+        return 0
+    reason = task.error or "no reason recorded"
+    print(f"error: task {task.id} {task.status}: {reason}", file=sys.stderr)
+    return 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    who = _principal(args, settings)
+    with _service(settings, start_cluster=False) as (service, _):
+        if service.has_pool:
+            service.sync_task(service.get(who, args.id).id)
+        task = service.get(who, args.id)
+        subs = service.subtasks(who, args.id)
+    counts = Counter(s.status for s in subs)
+    print(f"task      {task.id}  ({task.name})")
+    print(f"owner     {task.owner}")
+    print(f"status    {task.status}")
+    print(f"progress  {task.progress:.1f}%  ({task.subtasks_done}/{task.subtasks_total} shards: "
+          + ", ".join(f"{n} {st}" for st, n in sorted(counts.items())) + ")")
+    print(f"input     {task.input_name}  ({task.input_rows} rows, {task.input_size} bytes)")
+    print(f"created   {_when(task.created_at)}   started {_when(task.started_at)}   "
+          f"finished {_when(task.finished_at)}")
+    if task.result_path:
+        print(f"result    {task.result_path}  ({task.result_rows} rows)")
+    if task.error:
+        print(f"error     {task.error}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    who = _principal(args, settings)
+    with _service(settings, start_cluster=False) as (service, _):
+        tasks, total = service.list(who, args.status, 0, args.limit)
+    print(f"{'ID':<17} {'STATUS':<10} {'PROGRESS':>8}  {'OWNER':<12} {'CREATED':<19}  NAME")
+    for t in tasks:
+        print(f"{t.id:<17} {t.status:<10} {t.progress:7.1f}%  {t.owner:<12} {_when(t.created_at):<19}  {t.name}")
+    print(f"({len(tasks)} of {total} tasks)")
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    who = _principal(args, settings)
+    with _service(settings, start_cluster=True) as (service, _):
+        task = service.cancel(who, args.id)
+    print(f"task {task.id} {task.status}")
+    return 0
+
+
+def cmd_result(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    who = _principal(args, settings)
+    with _service(settings, start_cluster=False) as (service, _):
+        if service.has_pool:
+            service.sync_task(service.get(who, args.id).id)
+        path = service.result_path(who, args.id)
+        task = service.get(who, args.id)
+    shutil.copyfile(path, args.output)
+    print(f"{task.result_rows} rows written to {args.output}")
+    return 0
+
+
+def cmd_nodes(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    with _service(settings, start_cluster=True) as (service, _):
+        nodes = service.client.nodes()
+    print(f"{'NAME':<16} {'STATUS':<8} {'CORES':>5} {'MEM MB':>7} {'SLOTS':>5} {'RUN':>4} {'CPU%':>6} "
+          f"{'MEM%':>6}  {'HEARTBEAT':<10} ADDRESS")
+    now = time.time()
+    for n in nodes:
+        age = f"{now - n.last_heartbeat:.0f}s ago" if n.last_heartbeat else "-"
+        print(f"{n.name:<16} {n.status:<8} {n.cores:>5} {n.memory_mb:>7} {n.slots:>5} {n.running:>4} "
+              f"{n.cpu_percent:>6.1f} {n.memory_percent:>6.1f}  {age:<10} {n.address}")
+    print(f"({len(nodes)} nodes)")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--pool", metavar="HOST:PORT",
+                       help="node pool address (default: $HIVEMIND_NODE_POOL, else the embedded cluster)")
+        p.add_argument("--user", metavar="NAME", help="act as this user of the app (default: local admin)")
+        return p
+
+    p = common(sub.add_parser("submit", help="submit a data job: SPEC.json DATA"))
+    p.add_argument("spec", metavar="SPEC.json", help="job spec (JSON, version 1)")
+    p.add_argument("data", metavar="DATA", help="dataset: CSV, TSV, Parquet or JSON Lines")
+    p.add_argument("--wait", action="store_true", help="wait for the result (progress bar on a terminal)")
+    p.add_argument("--output", metavar="FILE", help="with --wait: copy the result here")
+    p.set_defaults(func=cmd_submit)
+
+    p = common(sub.add_parser("status", help="show a task's status and progress"))
+    p.add_argument("id", metavar="ID")
+    p.set_defaults(func=cmd_status)
+
+    p = common(sub.add_parser("list", help="list tasks, newest first"))
+    p.add_argument("--status", choices=states.STATUSES, help="only tasks in this status")
+    p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    p.set_defaults(func=cmd_list)
+
+    p = common(sub.add_parser("cancel", help="cancel a task"))
+    p.add_argument("id", metavar="ID")
+    p.set_defaults(func=cmd_cancel)
+
+    p = common(sub.add_parser("result", help="save a completed task's result"))
+    p.add_argument("id", metavar="ID")
+    p.add_argument("--output", required=True, metavar="FILE")
+    p.set_defaults(func=cmd_result)
+
+    p = common(sub.add_parser("nodes", help="list the node pool's workers"))
+    p.set_defaults(func=cmd_nodes)
+
+
+__all__ = ["register", "HiveMindError"]
