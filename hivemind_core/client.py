@@ -349,10 +349,10 @@ class NodePoolClient:
 
     # ------------------------------------------------------------ health
 
-    def ping(self) -> None:
+    def ping(self, retries: int | None = None) -> None:
         """Raise NodePoolUnavailable unless the pool answers its health check as SERVING."""
         reply = self._retrying(lambda: self._health.Check(health_pb2.HealthCheckRequest(service=""),
-                                                          timeout=self.timeout))
+                                                          timeout=self.timeout), retries)
         if reply.status != health_pb2.HealthCheckResponse.SERVING:
             raise NodePoolUnavailable(
                 f"the node pool at {self.address} is up but not serving "

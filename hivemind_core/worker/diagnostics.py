@@ -25,3 +25,30 @@ def sleep(ctx: OperationContext) -> bytes:
 def fail(ctx: OperationContext) -> None:
     """Raises, with ``{"message": ...}`` as the error, for failure-path tests."""
     raise RuntimeError(ctx.json_params().get("message", "diagnostic failure"))
+
+
+@register("allocate")
+def allocate(ctx: OperationContext) -> bytes:
+    """Holds ``{"mb": n}`` MB of memory for a moment, for memory-limit tests."""
+    size = int(ctx.json_params().get("mb", 64)) * 1024 * 1024
+    block = bytearray(size)
+    block[::4096] = b"x" * len(block[::4096])  # touch every page
+    return str(len(block)).encode()
+
+
+@register("sandbox_info")
+def sandbox_info(ctx: OperationContext) -> bytes:
+    """What the sandbox looks like from inside (environment names, cwd, scratch
+    dir, memory limit), for isolation tests. Reveals nothing the sandbox was not given."""
+    import json
+    import os
+    import resource
+
+    return json.dumps({
+        "env": sorted(os.environ),
+        "cwd": os.getcwd(),
+        "scratch_dir": str(ctx.scratch_dir),
+        "scratch_entries": sorted(os.listdir(ctx.scratch_dir)),
+        "rlimit_as": resource.getrlimit(resource.RLIMIT_AS)[0],
+        "pid": os.getpid(),
+    }).encode()

@@ -1,0 +1,243 @@
+"""The embedded cluster: a node pool on 127.0.0.1 plus local worker processes,
+so a new user's first job runs with nothing configured.
+
+Children are separate processes started with ``--parent-pid``: they watch the
+process that started them and shut down when it is gone, so none outlives it
+— after :meth:`EmbeddedCluster.stop`, at interpreter exit (``atexit``), after
+SIGINT/SIGTERM, and after ``kill -9`` of the parent alike.
+
+:func:`connect_cluster` is what the app, the REST API and the CLI call: a
+client for ``HIVEMIND_NODE_POOL`` if set, else for the embedded cluster of the
+data dir — the one already running (started by another process) or a new one.
+"""
+
+from __future__ import annotations
+
+import atexit
+import fcntl
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from hivemind_core.client import NodePoolClient
+from hivemind_core.config import PROJECT_ROOT, Settings
+from hivemind_core.errors import ConfigError, HiveMindError
+from hivemind_core.nodepool.auth import CLUSTER_TOKEN_ENV, cluster_token_for
+from hivemind_core.nodepool.server import ENDPOINT_FILE, read_endpoint
+
+log = logging.getLogger(__name__)
+
+NODEPOOL_SUBDIR = "nodepool"
+LOCK_FILE = "embedded.lock"
+
+
+class ClusterStartError(HiveMindError):
+    """The embedded node pool or its workers did not come up."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+class EmbeddedCluster:
+    """A node pool on 127.0.0.1 (a free port) for ``data_dir`` plus ``workers`` local workers."""
+
+    def __init__(self, data_dir: Path, workers: int | None = None, slots: int = 1, *,
+                 lease_ttl_s: float = 30.0, heartbeat_interval_s: float = 3.0,
+                 start_timeout_s: float = 60.0, log_level: str = "INFO") -> None:
+        self.data_dir = Path(data_dir)
+        self.workers = (os.cpu_count() or 1) if workers is None else workers
+        self.slots = slots
+        self.lease_ttl_s = lease_ttl_s
+        self.heartbeat_interval_s = heartbeat_interval_s
+        self.start_timeout_s = start_timeout_s
+        self.log_level = log_level
+        self.address = ""
+        self.token = ""
+        self.pool_process: subprocess.Popen | None = None
+        self.worker_processes: list[subprocess.Popen] = []
+        self._logs: list = []
+
+    # ------------------------------------------------------------ start
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env[CLUSTER_TOKEN_ENV] = self.token  # by environment, never on a command line others can read
+        env["PYTHONPATH"] = str(PROJECT_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        return env
+
+    def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen:
+        log_dir = self.data_dir / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        out = open(log_dir / log_name, "ab")  # noqa: SIM115 - kept open for the child's lifetime
+        self._logs.append(out)
+        return subprocess.Popen([sys.executable, *args, "--parent-pid", str(os.getpid()),
+                                 "--log-level", self.log_level],
+                                env=self._env(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                cwd=PROJECT_ROOT)
+
+    def start(self) -> EmbeddedCluster:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.token = cluster_token_for(self.data_dir)
+        (self.data_dir / ENDPOINT_FILE).unlink(missing_ok=True)
+        atexit.register(self.stop)
+        try:
+            self._start_pool()
+            self._start_workers()
+        except BaseException:
+            self.stop()
+            raise
+        log.info("embedded cluster up: node pool %s, %d workers", self.address, self.workers)
+        return self
+
+    def _start_pool(self) -> None:
+        self.pool_process = self._spawn(
+            ["-m", "hivemind_core.nodepool", "--listen", "127.0.0.1:0", "--data-dir", str(self.data_dir),
+             "--lease-ttl", str(self.lease_ttl_s), "--heartbeat-interval", str(self.heartbeat_interval_s)],
+            "nodepool.out")
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            endpoint = read_endpoint(self.data_dir)
+            if endpoint and endpoint.get("pid") == self.pool_process.pid:
+                self.address = endpoint["address"]
+                return
+            if self.pool_process.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise ClusterStartError(
+            f"the embedded node pool did not start (exit code {self.pool_process.poll()}); its log says:\n"
+            + _tail(self.data_dir / "logs" / "nodepool.out"))
+
+    def _start_workers(self) -> None:
+        work_root = self.data_dir / "work"
+        shutil.rmtree(work_root, ignore_errors=True)  # scratch of a previous run
+        for i in range(self.workers):
+            self.worker_processes.append(self._spawn(
+                ["-m", "hivemind_core.worker", "--pool", self.address, "--slots", str(self.slots),
+                 "--name", f"local-{i + 1}", "--work-dir", str(work_root / f"worker-{i + 1}"),
+                 "--drain-timeout", "5"],
+                f"worker-{i + 1}.log"))
+        if not self.workers:
+            return
+        with NodePoolClient(self.address, self.token, max_retries=0) as client:
+            deadline = time.monotonic() + self.start_timeout_s
+            pids = {p.pid for p in self.worker_processes}
+            while time.monotonic() < deadline:
+                names = {n.name for n in client.nodes() if n.status != "offline"}
+                if all(f"local-{i + 1}" in names for i in range(self.workers)):
+                    return
+                dead = [p for p in self.worker_processes if p.poll() is not None]
+                if dead:
+                    raise ClusterStartError(
+                        f"embedded worker (pid {dead[0].pid}) exited with code {dead[0].returncode}:\n"
+                        + _tail(self.data_dir / "logs" / f"worker-{self.worker_processes.index(dead[0]) + 1}.log"))
+                time.sleep(0.05)
+            raise ClusterStartError(f"embedded workers {sorted(pids)} did not register within "
+                                    f"{self.start_timeout_s:g} s; see {self.data_dir / 'logs'}")
+
+    # ------------------------------------------------------------ stop
+
+    @staticmethod
+    def _terminate(processes: list[subprocess.Popen], timeout: float) -> None:
+        for p in processes:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for p in processes:
+            try:
+                p.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("process %d did not stop in %.0f s; killing it", p.pid, timeout)
+                p.kill()
+                p.wait()
+
+    def stop(self) -> None:
+        """Stop the workers (they release their leases), then the node pool."""
+        self._terminate(self.worker_processes, timeout=10.0)
+        self.worker_processes = []
+        if self.pool_process is not None:
+            self._terminate([self.pool_process], timeout=10.0)
+            self.pool_process = None
+        for fh in self._logs:
+            fh.close()
+        self._logs = []
+        atexit.unregister(self.stop)
+
+    def client(self, **kwargs: object) -> NodePoolClient:
+        return NodePoolClient(self.address, self.token, **kwargs)
+
+    def __enter__(self) -> EmbeddedCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """One process at a time decides whether to start the embedded cluster of a data dir."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _running_pool(pool_dir: Path, token: str) -> NodePoolClient | None:
+    endpoint = read_endpoint(pool_dir)
+    if not endpoint or not _pid_alive(int(endpoint.get("pid", 0))):
+        return None
+    client = NodePoolClient(endpoint["address"], token)
+    try:
+        probe = NodePoolClient(endpoint["address"], token, timeout=2.0, max_retries=0)
+        with probe:
+            probe.ping()
+        return client
+    except HiveMindError:
+        client.close()
+        return None
+
+
+def connect_cluster(settings: Settings) -> tuple[NodePoolClient, EmbeddedCluster | None]:
+    """A client for the configured node pool, and the embedded cluster if this call started one.
+
+    ``HIVEMIND_NODE_POOL`` set: a client for it (token: ``HIVEMIND_CLUSTER_TOKEN``).
+    Otherwise the embedded cluster of ``<data dir>/nodepool``: reused when another
+    process already runs it, else started here — the caller then owns it and stops it.
+    """
+    if settings.node_pool:
+        if not settings.cluster_token:
+            raise ConfigError(
+                f"HIVEMIND_NODE_POOL is set ({settings.node_pool}) but HIVEMIND_CLUSTER_TOKEN is not: "
+                "set it to the node pool's cluster token (in <pool data dir>/secrets/cluster_token).")
+        return NodePoolClient(settings.node_pool, settings.cluster_token), None
+    pool_dir = settings.data_dir / NODEPOOL_SUBDIR
+    with _exclusive(pool_dir / LOCK_FILE):
+        token = cluster_token_for(pool_dir)
+        client = _running_pool(pool_dir, token)
+        if client is not None:
+            return client, None
+        cluster = EmbeddedCluster(pool_dir, workers=settings.workers).start()
+        return cluster.client(), cluster
