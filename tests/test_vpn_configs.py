@@ -109,13 +109,9 @@ def test_client_and_server_configs_parse(settings_name: str, tmp_path: Path) -> 
         assert all(h.num_addresses == 1 for h in hosts)  # single-host AllowedIPs
         assert sorted(str(h.network_address) for h in hosts) == sorted(p.addresses)
     if parsed is not None:
-        assert parsed["private_key"] == [_hex(wg_pubkey_private(tmp_path, server_text))]
+        assert parsed["private_key"] == [_hex(strict["interface"]["privatekey"])]
         assert len(parsed["public_key"]) == len(peers)
         assert int(parsed["listen_port"][0]) == service.get_server_settings(ADMIN).port
-
-
-def wg_pubkey_private(_tmp: Path, server_text: str) -> str:
-    return strict_parse(server_text, client=False)["interface"]["privatekey"]
 
 
 def test_server_config_lists_only_enabled_peers_and_role_rules(tmp_path: Path) -> None:
