@@ -1,0 +1,248 @@
+"""The REST API against the real app: ``streamlit run app.py`` with its own data
+dir and 2 embedded workers; users and tokens are made through the core in the
+same database, every request goes over HTTP."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pytest
+import requests
+
+from hivemind_core import auth, db
+from hivemind_core.principal import Principal
+from tests.app_server import running_app
+from tests.flights import flights_frame
+
+pytestmark = pytest.mark.slow
+UPLOAD_LIMIT_MB = 8
+FLIGHT_ROWS = 40_000
+ADMIN, ANN, BOB, VIC = (Principal("root", "admin"), Principal("ann", "analyst"), Principal("bob", "analyst"),
+                        Principal("vic", "viewer"))
+PW = "long enough 1"
+SPEC = {
+    "name": "delays by carrier", "type": "data_processing", "priority": 5, "split": {"shards": 4},
+    "pipeline": {"filter": [{"column": "distance", "op": ">", "value": 300}],
+                 "group_by": ["carrier"],
+                 "aggregate": {"arr_delay": ["mean", "count", "std"], "distance": ["sum"]},
+                 "sort": [{"column": "carrier"}]},
+    "output": {"format": "csv"},
+}
+
+
+@pytest.fixture(scope="module")
+def server_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    root = tmp_path_factory.mktemp("api")
+    data_dir = root / "data"
+    with pytest.MonkeyPatch.context() as mp:
+        for var in ("HIVEMIND_NODE_POOL", "NODE_POOL_ADDRESS", "DATABASE_URL", "HIVEMIND_MAX_UPLOAD_MB",
+                    "MAX_CONTENT_LENGTH", "HIVEMIND_CLUSTER_TOKEN"):
+            mp.delenv(var, raising=False)
+        mp.setenv("HIVEMIND_DATA_DIR", str(data_dir))
+        db.reset_engines()
+        yield data_dir
+        db.reset_engines()
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(server_env: Path) -> Path:
+    """Overrides conftest's per-test data dir: this module's tests share the server's."""
+    return server_env
+
+
+@pytest.fixture(scope="module")
+def tokens(server_env: Path) -> dict[str, str]:
+    auth.create_first_admin(ADMIN.username, PW)
+    for who in (ANN, BOB, VIC):
+        auth.create_user(ADMIN, who.username, PW, who.role)
+    return {who.username: auth.create_api_token(who, "tests") for who in (ADMIN, ANN, BOB, VIC)}
+
+
+@pytest.fixture(scope="module")
+def base(server_env: Path, tokens: dict[str, str]) -> Iterator[str]:
+    with running_app(server_env, workers=2, HIVEMIND_MAX_UPLOAD_MB=str(UPLOAD_LIMIT_MB)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def flights_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("flights") / "flights.csv"
+    flights_frame().head(FLIGHT_ROWS).to_csv(path, index=False)
+    return path
+
+
+def hdr(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def submit(base: str, token: str, spec: dict | str, path: Path) -> requests.Response:
+    with open(path, "rb") as fh:
+        return requests.post(f"{base}/api/tasks", headers=hdr(token), timeout=120, files={
+            "spec": (None, spec if isinstance(spec, str) else json.dumps(spec)),
+            "data": (path.name, fh, "text/csv")})
+
+
+def wait_final(base: str, token: str, task_id: str, timeout: float = 240) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = requests.get(f"{base}/api/tasks/{task_id}", headers=hdr(token), timeout=30).json()
+        if body["status"] in ("completed", "failed", "cancelled"):
+            return body
+        time.sleep(0.5)
+    raise AssertionError(f"task {task_id} did not finish in {timeout} s: {body}")
+
+
+def expected_result(path: Path) -> pd.DataFrame:
+    df = pd.read_csv(path)
+    df = df[df["distance"] > 300]
+    out = df.groupby("carrier").agg(arr_delay_mean=("arr_delay", "mean"), arr_delay_count=("arr_delay", "count"),
+                                    arr_delay_std=("arr_delay", "std"), distance_sum=("distance", "sum"))
+    return out.reset_index().sort_values("carrier").reset_index(drop=True)
+
+
+def test_health_is_public_and_healthy(base: str) -> None:
+    r = requests.get(f"{base}/health", timeout=30)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "healthy" and body["workers"]["online"] + body["workers"]["busy"] == 2
+
+
+@pytest.mark.parametrize("path", ["/api/tasks", "/api/nodes", "/api/system/status", "/api/tasks/x/result"])
+def test_missing_or_unknown_token_is_401(base: str, path: str) -> None:
+    for headers in ({}, {"Authorization": "Bearer hm_not-a-token"}, {"Authorization": "Basic abc"}):
+        r = requests.get(f"{base}{path}", headers=headers, timeout=30)
+        assert r.status_code == 401, (headers, r.text)
+        assert r.json()["status"] == 401 and r.json()["error"]
+        assert r.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_revoked_token_and_disabled_user_are_401(base: str, tokens: dict[str, str]) -> None:
+    spare = auth.create_api_token(BOB, "spare")
+    assert requests.get(f"{base}/api/tasks", headers=hdr(spare), timeout=30).status_code == 200
+    token_id = next(t.id for t in auth.list_api_tokens(BOB) if t.name == "spare")
+    auth.revoke_api_token(BOB, token_id)
+    r = requests.get(f"{base}/api/tasks", headers=hdr(spare), timeout=30)
+    assert r.status_code == 401 and "revoked" in r.json()["error"]
+    auth.set_disabled(ADMIN, "bob", True)
+    try:
+        assert requests.get(f"{base}/api/tasks", headers=hdr(tokens["bob"]), timeout=30).status_code == 401
+    finally:
+        auth.set_disabled(ADMIN, "bob", False)
+    assert requests.get(f"{base}/api/tasks", headers=hdr(tokens["bob"]), timeout=30).status_code == 200
+
+
+def test_viewer_has_no_task_access_but_sees_nodes(base: str, tokens: dict[str, str], flights_csv: Path) -> None:
+    vic = tokens["vic"]
+    assert requests.get(f"{base}/api/tasks", headers=hdr(vic), timeout=30).status_code == 403
+    assert submit(base, vic, SPEC, flights_csv).status_code == 403
+    r = requests.get(f"{base}/api/nodes", headers=hdr(vic), timeout=30)
+    assert r.status_code == 200
+    body = r.json()
+    assert len(body["nodes"]) == 2 and body["totals"]["nodes"] == 2
+    assert {n["status"] for n in body["nodes"]} <= {"online", "busy"}
+    assert all(n["cores"] >= 1 and n["address"] for n in body["nodes"])
+
+
+def test_submit_poll_download_equals_pandas(base: str, tokens: dict[str, str], flights_csv: Path) -> None:
+    r = submit(base, tokens["ann"], SPEC, flights_csv)
+    assert r.status_code == 201, r.text
+    task_id = r.json()["task_id"]
+    assert r.headers["Location"] == f"/api/tasks/{task_id}"
+    assert r.json()["task"]["owner"] == "ann" and r.json()["task"]["spec"]["name"] == "delays by carrier"
+    done = wait_final(base, tokens["ann"], task_id)
+    assert done["status"] == "completed", done
+    assert done["progress"] == 100 and len(done["subtasks"]) == 4
+    assert all(s["status"] == "completed" and s["node_name"] for s in done["subtasks"])
+    r = requests.get(f"{base}/api/tasks/{task_id}/result", headers=hdr(tokens["ann"]), timeout=60)
+    assert r.status_code == 200
+    got = pd.read_csv(io.BytesIO(r.content))
+    pd.testing.assert_frame_equal(got, expected_result(flights_csv), check_dtype=False, rtol=1e-9)
+
+    listed = requests.get(f"{base}/api/tasks", headers=hdr(tokens["ann"]), timeout=30).json()
+    assert task_id in [t["id"] for t in listed["tasks"]]
+    # another analyst: the task does not exist for them (404), not even in their list
+    bob = hdr(tokens["bob"])
+    for method, path in (("get", ""), ("get", "/result"), ("post", "/cancel"), ("post", "/retry"), ("delete", "")):
+        r = requests.request(method, f"{base}/api/tasks/{task_id}{path}", headers=bob, timeout=30)
+        assert r.status_code == 404, (method, path, r.text)
+    assert task_id not in [t["id"] for t in requests.get(f"{base}/api/tasks", headers=bob, timeout=30).json()["tasks"]]
+    # the admin sees it
+    assert requests.get(f"{base}/api/tasks/{task_id}", headers=hdr(tokens["root"]), timeout=30).status_code == 200
+
+
+def test_bad_spec_is_400_and_nothing_is_queued(base: str, tokens: dict[str, str], flights_csv: Path) -> None:
+    ann = tokens["ann"]
+    before = requests.get(f"{base}/api/tasks", headers=hdr(ann), timeout=30).json()["total"]
+    bad_column = {**SPEC, "pipeline": {**SPEC["pipeline"],
+                                       "filter": [{"column": "no_such_column", "op": ">", "value": 1}]}}
+    for spec, field in ((bad_column, "pipeline.filter[0].column"), ("{not json", "spec"),
+                        ({**SPEC, "priority": 12}, "priority")):
+        r = submit(base, ann, spec, flights_csv)
+        assert r.status_code == 400, r.text
+        assert r.json()["field"].startswith(field), r.json()
+    r = requests.post(f"{base}/api/tasks", headers=hdr(ann), timeout=30, files={"spec": (None, json.dumps(SPEC))})
+    assert r.status_code == 400 and r.json()["field"] == "data"
+    r = requests.post(f"{base}/api/tasks", headers=hdr(ann), timeout=30, json=SPEC)
+    assert r.status_code == 400
+    assert requests.get(f"{base}/api/tasks", headers=hdr(ann), timeout=30).json()["total"] == before
+    r = requests.get(f"{base}/api/tasks?status=bogus", headers=hdr(ann), timeout=30)
+    assert r.status_code == 400
+    assert requests.get(f"{base}/api/tasks?limit=0", headers=hdr(ann), timeout=30).status_code == 400
+    assert requests.get(f"{base}/api/tasks/nope", headers=hdr(ann), timeout=30).status_code == 404
+
+
+def test_upload_over_the_limit_is_413(base: str, tokens: dict[str, str], tmp_path: Path) -> None:
+    big = tmp_path / "big.csv"
+    row = b"a,b,c\n" + b"1,2,3\n" * ((UPLOAD_LIMIT_MB + 1) * 1024 * 1024 // 6)
+    big.write_bytes(row)
+    ann = tokens["ann"]
+    before = requests.get(f"{base}/api/tasks", headers=hdr(ann), timeout=30).json()["total"]
+    r = submit(base, ann, SPEC, big)
+    assert r.status_code == 413 and str(UPLOAD_LIMIT_MB) in r.json()["error"]
+
+    def chunked() -> Iterator[bytes]:  # no Content-Length: the limit is enforced while reading
+        yield b"--b\r\nContent-Disposition: form-data; name=\"data\"; filename=\"big.csv\"\r\n\r\n"
+        with open(big, "rb") as fh:
+            while chunk := fh.read(256 * 1024):
+                yield chunk
+        yield b"\r\n--b--\r\n"
+
+    r = requests.post(f"{base}/api/tasks", data=chunked(), timeout=60,
+                      headers={**hdr(ann), "Content-Type": "multipart/form-data; boundary=b"})
+    assert r.status_code == 413
+    assert requests.get(f"{base}/api/tasks", headers=hdr(ann), timeout=30).json()["total"] == before
+
+
+def test_system_status(base: str, tokens: dict[str, str]) -> None:
+    r = requests.get(f"{base}/api/system/status", headers=hdr(tokens["vic"]), timeout=30)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["health"]["node_pool_ok"] and body["health"]["database_ok"]
+    assert 0 <= body["host"]["cpu_percent"] <= 100 and body["host"]["disk_total"] > 0
+    assert body["totals"]["nodes"] == 2 and set(body["task_counts"]) >= {"pending", "completed", "failed"}
+
+
+def test_health_is_503_when_the_node_pool_stops(base: str) -> None:
+    """Last in this module: kills the server's node pool."""
+    port = int(base.rsplit(":", 1)[1])
+    server = next(c.pid for c in psutil.net_connections("tcp")
+                  if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN)
+    pools = [p for p in psutil.Process(server).children(recursive=True)
+             if "hivemind_core.nodepool" in " ".join(p.cmdline())]
+    assert len(pools) == 1
+    pools[0].kill()
+    deadline = time.monotonic() + 10  # not our child: it stays a zombie until the server reaps it
+    while pools[0].is_running() and pools[0].status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+        time.sleep(0.1)
+    started = time.monotonic()
+    r = requests.get(f"{base}/health", timeout=120)
+    assert r.status_code == 503
+    body = r.json()
+    assert body["status"] == "unhealthy" and any("node pool" in reason for reason in body["reasons"])
+    print(f"/health answered 503 {time.monotonic() - started:.1f} s after the pool was killed")
