@@ -218,8 +218,11 @@ def test_completed_results_are_blobs_and_delete_task_removes_them(client: NodePo
     complete(node, held)
     result_sha = client.results("t")["s"]
     assert client.get_blob(result_sha) == b"s" and result_sha == hashlib.sha256(b"s").hexdigest()
+    client.submit([SubtaskSpec("other", "t2", "noop", input_blob=input_sha)])  # shares the input
     client.delete_task("t")
-    assert client.list_tasks() == []
+    assert [t.task_id for t in client.list_tasks()] == ["t2"]
+    assert pool.blobs.exists(input_sha) and not pool.blobs.exists(result_sha)  # still used by t2
+    client.delete_task("t2")
     for sha in (input_sha, result_sha):
         assert not pool.blobs.exists(sha)
         with pytest.raises(NodePoolError) as info:

@@ -32,9 +32,10 @@ def test_generated_code_matches_the_proto(tmp_path: Path) -> None:
 
 
 def test_generated_code_imports_from_inside_the_package() -> None:
-    # no bare "import nodepool_pb2" that only works with the proto dir on sys.path
-    assert "nodepool_pb2" not in sys.modules or sys.modules["nodepool_pb2"].__name__ != "nodepool_pb2"
     from hivemind_core.proto import nodepool_pb2, nodepool_pb2_grpc
+
+    # no bare "import nodepool_pb2" that would only work with the proto dir on sys.path
+    assert "nodepool_pb2" not in sys.modules
 
     assert nodepool_pb2_grpc.nodepool__pb2 is nodepool_pb2
     for service in ("NodeManager", "UserManager", "MasterNodeService", "WorkerService", "BlobService"):

@@ -641,11 +641,13 @@ class Store:
             c.execute("DELETE FROM leases WHERE subtask_id IN (SELECT subtask_id FROM subtasks WHERE task_id=?)",
                       (task_id,))
             c.execute("DELETE FROM subtasks WHERE task_id=?", (task_id,))
-            orphaned = [
-                sha for sha in shas
-                if not c.execute("SELECT 1 FROM subtasks WHERE input_blob=? OR result_blob=? LIMIT 1",
-                                 (sha, sha)).fetchone()
-            ]
+            still_used: set[str] = set()
+            for chunk in _chunks(shas):
+                marks = _marks(len(chunk))
+                rows = c.execute(f"SELECT input_blob, result_blob FROM subtasks WHERE input_blob IN ({marks}) "
+                                 f"OR result_blob IN ({marks})", (*chunk, *chunk)).fetchall()
+                still_used.update(sha for r in rows for sha in r)
+            orphaned = [sha for sha in shas if sha not in still_used]
         log.info("task %s deleted (%d subtasks, %d blobs)", task_id, len(rows), len(orphaned))
         return len(rows), orphaned
 
