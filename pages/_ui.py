@@ -149,7 +149,8 @@ def login_form(authenticator_: stauth.Authenticate) -> Principal | None:
     before = auth.authenticator_credentials()
     error: str | None = None
     try:
-        authenticator_.login(location="main", key="login", fields={"Form name": "Log in to HiveMind"})
+        authenticator_.login(location="main", key="login", fields={"Form name": "Log in to HiveMind"},
+                             max_login_attempts=auth.MAX_FAILED_LOGINS)
     except LoginError as exc:
         error = str(exc)
     auth.record_widget_failures(before, _widget_credentials(authenticator_))

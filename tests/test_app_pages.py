@@ -1,0 +1,366 @@
+"""Every page under every role with Streamlit's AppTest, over a real embedded
+cluster (node pool + 1 worker process) and a real SQLite database."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from hivemind_core import auth, db
+from hivemind_core.principal import Principal
+from hivemind_core.runtime import MasterRuntime, install_runtime, start_runtime
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+PW = "long enough 1"
+ADMIN, ANN, BOB, VIC = (Principal("root", "admin"), Principal("ann", "analyst"), Principal("bob", "analyst"),
+                        Principal("vic", "viewer"))
+ROLE_TITLES = {
+    "admin": {"dashboard": "Dashboard", "upload": "Upload a dataset", "tasks": "Tasks", "nodes": "Nodes",
+              "vpn": "VPN", "admin": "Users", "account": "Account"},
+    "analyst": {"dashboard": "Dashboard", "upload": "Upload a dataset", "tasks": "Tasks", "nodes": "Nodes",
+                "vpn": "VPN", "account": "Account"},
+    "viewer": {"dashboard": "Dashboard", "nodes": "Nodes", "account": "Account"},
+}
+ALL_PAGES = ("dashboard", "upload", "tasks", "nodes", "vpn", "admin", "account")
+SMALL_SPEC = {"name": "sum by key", "pipeline": {"group_by": ["k"], "aggregate": {"v": ["sum"]}}}
+
+
+@pytest.fixture(scope="module")
+def app_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    data_dir = tmp_path_factory.mktemp("pages") / "data"
+    with pytest.MonkeyPatch.context() as mp:
+        for var in ("HIVEMIND_NODE_POOL", "NODE_POOL_ADDRESS", "DATABASE_URL", "HIVEMIND_MAX_UPLOAD_MB",
+                    "MAX_CONTENT_LENGTH", "HIVEMIND_CLUSTER_TOKEN"):
+            mp.delenv(var, raising=False)
+        mp.setenv("HIVEMIND_DATA_DIR", str(data_dir))
+        mp.setenv("HIVEMIND_WORKERS", "1")
+        db.reset_engines()
+        yield data_dir
+        db.reset_engines()
+
+
+@pytest.fixture(autouse=True)
+def served_like_the_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run pages the way the server does.
+
+    AppTest re-detects the ``pages/`` folder on every run and then starts the
+    requested page script directly, skipping app.py (Streamlit's old multipage
+    mode). The server turns that mode off when it starts
+    (``disable_pages_directory_discovery`` in app.py); AppTest never imports
+    app.py as the server entry, so do the same after each of its page managers.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    from pages._ui import disable_pages_directory_discovery
+
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs) -> None:  # noqa: ANN001, ANN002, ANN003
+        original(self, *args, **kwargs)
+        disable_pages_directory_discovery()
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(app_env: Path) -> Path:
+    """Overrides conftest's per-test data dir: this module shares one database and cluster."""
+    return app_env
+
+
+@pytest.fixture(scope="module")
+def rt(app_env: Path) -> Iterator[MasterRuntime]:
+    runtime = start_runtime()
+    install_runtime(runtime)
+    try:
+        yield runtime
+    finally:
+        install_runtime(None)
+        runtime.stop()
+
+
+@pytest.fixture(scope="module")
+def users(app_env: Path) -> None:
+    auth.create_first_admin(ADMIN.username, PW)
+    for who in (ANN, BOB, VIC):
+        auth.create_user(ADMIN, who.username, PW, who.role)
+
+
+@pytest.fixture(scope="module")
+def tasks(rt: MasterRuntime, users: None, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """One finished task each for ann and bob, submitted through the task service."""
+    csv = tmp_path_factory.mktemp("small") / "small.csv"
+    pd.DataFrame({"k": ["a", "b", "a", "c"], "v": [1, 2, 3, 4]}).to_csv(csv, index=False)
+    ids = {who.username: rt.tasks.submit(who, {**SMALL_SPEC, "name": f"{who.username}'s job"}, csv, "small.csv").id
+           for who in (ANN, BOB)}
+    deadline = time.monotonic() + 120
+    while any(rt.tasks.get(ADMIN, i).status != "completed" for i in ids.values()):
+        assert time.monotonic() < deadline, [rt.tasks.get(ADMIN, i) for i in ids.values()]
+        time.sleep(0.3)
+    return ids
+
+
+# ---- helpers -----------------------------------------------------------------------------------
+
+def new_app() -> AppTest:
+    return AppTest.from_file(APP, default_timeout=60)
+
+
+def button(at: AppTest, label: str):  # noqa: ANN201 - an AppTest Button
+    return next(b for b in at.button if b.label == label)
+
+
+def texts(at: AppTest) -> str:
+    parts = [e.value for kind in ("title", "markdown", "caption", "error", "warning", "success", "info", "subheader")
+             for e in getattr(at, kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+def login(username: str, password: str = PW) -> AppTest:
+    at = new_app().run()
+    at.text_input[0].input(username)
+    at.text_input[1].input(password)
+    button(at, "Login").click().run()
+    assert not at.exception, at.exception
+    return at.run()  # the browser reruns once the login cookie is stored
+
+
+def open_page(at: AppTest, key: str, **query: str) -> AppTest:
+    at.query_params.clear()
+    at.query_params.update(query)
+    at.switch_page(f"pages/{key}.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+# ---- tests -------------------------------------------------------------------------------------
+
+def test_first_run_asks_for_the_admin_then_login(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'fresh.db'}")
+    db.reset_engines()
+    at = new_app().run()
+    assert [t.value for t in at.title] == ["Welcome to HiveMind"]
+    assert [t.label for t in at.text_input] == ["Admin username", "Password", "Repeat the password"]
+    at.text_input[1].input("good password 1")
+    at.text_input[2].input("other password 1")
+    button(at, "Create the admin account").click().run()
+    assert [e.value for e in at.error] == ["The two passwords differ."] and not auth.has_users()
+    at.text_input[2].input("good password 1")
+    at.text_input[1].input("short")
+    at.text_input[2].input("short")
+    button(at, "Create the admin account").click().run()
+    assert "at least 8" in at.error[0].value and not auth.has_users()
+    at.text_input[0].input("Boss")
+    at.text_input[1].input("good password 1")
+    at.text_input[2].input("good password 1")
+    button(at, "Create the admin account").click().run()
+    assert auth.get_user("boss").role == "admin"
+    assert "log in" in at.success[0].value and [t.label for t in at.text_input] == ["Username", "Password"]
+    db.reset_engines()
+
+
+def test_logged_out_reaches_only_the_login_page(users: None) -> None:
+    at = new_app().run()
+    assert not at.exception and [t.label for t in at.text_input] == ["Username", "Password"]
+    for key in ALL_PAGES:
+        with pytest.raises(ValueError, match="Could not find a navigation page"):
+            at.switch_page(f"pages/{key}.py")
+
+
+def test_failed_logins_are_counted_in_the_database_and_lock(users: None) -> None:
+    auth.create_user(ADMIN, "locky", PW, "analyst")
+    at = new_app().run()
+    for attempt in range(1, auth.MAX_FAILED_LOGINS + 1):
+        at.text_input[0].input("locky")
+        at.text_input[1].input("not the password")
+        button(at, "Login").click().run()
+        assert at.error[0].value == "Wrong username or password."
+        assert auth.get_user("locky").failed_logins == attempt
+    assert auth.get_user("locky").locked_until > time.time()
+    at.text_input[0].input("locky")
+    at.text_input[1].input(PW)  # right password, but locked
+    button(at, "Login").click().run()
+    assert "locked" in at.error[0].value and not at.session_state["authentication_status"]
+    auth.reset_password(ADMIN, "locky", "new password 2")
+    assert login("locky", "new password 2").session_state["username"] == "locky"
+
+
+def test_disabled_user_cannot_log_in_and_is_logged_out(users: None, rt: MasterRuntime) -> None:
+    auth.create_user(ADMIN, "gone", PW, "analyst")
+    at = login("gone")
+    assert [t.value for t in at.title] == ["Dashboard"]
+    auth.set_disabled(ADMIN, "gone", True)
+    at.run()
+    assert [t.label for t in at.text_input] == ["Username", "Password"]  # back on the login page
+    fresh = new_app().run()
+    fresh.text_input[0].input("gone")
+    fresh.text_input[1].input(PW)
+    button(fresh, "Login").click().run()
+    assert fresh.error and not fresh.session_state["authentication_status"]
+
+
+@pytest.mark.parametrize("who", [ADMIN, ANN, VIC], ids=lambda w: w.role)
+def test_each_role_gets_exactly_its_pages(who: Principal, rt: MasterRuntime, tasks: dict[str, str]) -> None:
+    at = login(who.username)
+    assert [t.value for t in at.title] == ["Dashboard"]
+    assert "Node pool" in [m.label for m in at.metric]
+    for key in ALL_PAGES:
+        if key in ROLE_TITLES[who.role]:
+            open_page(at, key)
+            assert ROLE_TITLES[who.role][key] in [t.value for t in at.title], (key, texts(at))
+        else:  # not registered for this role, so no URL opens it
+            with pytest.raises(ValueError, match="Could not find a navigation page"):
+                at.switch_page(f"pages/{key}.py")
+
+
+def test_dashboard_shows_health_host_and_counts(rt: MasterRuntime, tasks: dict[str, str]) -> None:
+    at = login(ADMIN.username)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Node pool"] == "reachable" and metrics["Database"] == "ok"
+    assert int(metrics["Workers online"]) + int(metrics["Workers busy"]) == 1
+    assert metrics["CPU"].endswith("%") and metrics["Disk"].endswith("%")
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2
+    import json
+    counts_fig = json.loads(charts[0].proto.spec)
+    bars = dict(zip(counts_fig["data"][0]["x"], counts_fig["data"][0]["y"], strict=True))
+    assert bars["completed"] == rt.tasks.counts_by_status(ADMIN)["completed"] >= 2
+
+
+def test_nodes_page_lists_the_worker_with_history(rt: MasterRuntime, users: None) -> None:
+    at = open_page(login(VIC.username), "nodes")
+    table = at.dataframe[0].value
+    assert list(table["status"]) in (["online"], ["busy"]) and table["cores"].iloc[0] >= 1
+    assert {m.label: m.value for m in at.metric}["Nodes"] == "1"
+    deadline = time.monotonic() + 30  # the worker's first heartbeats make the history
+    while not at.get("plotly_chart") and time.monotonic() < deadline:
+        time.sleep(1)
+        at.run()
+    assert at.get("plotly_chart"), texts(at)
+    at.radio(key="nodes_window").set_value("last day").run()
+    assert not at.exception and at.get("plotly_chart")
+
+
+def test_analyst_sees_only_own_tasks_also_by_url(rt: MasterRuntime, tasks: dict[str, str]) -> None:
+    at = open_page(login(ANN.username), "tasks")
+    table = at.dataframe[0].value
+    assert list(table["id"]) == [tasks["ann"]] and "owner" not in table.columns
+    open_page(at, "tasks", task=tasks["bob"])
+    assert "Task not found" in [t.value for t in at.title]
+    open_page(at, "tasks", task=tasks["ann"])
+    assert "ann's job" in [t.value for t in at.title]
+    assert at.get("download_button")
+    preview = at.dataframe[-1].value
+    assert preview.sort_values("k").reset_index(drop=True).equals(
+        pd.DataFrame({"k": ["a", "b", "c"], "v_sum": [4, 2, 4]}))
+
+    admin = open_page(login(ADMIN.username), "tasks")
+    table = admin.dataframe[0].value
+    assert set(table["id"]) >= set(tasks.values()) and "owner" in table.columns
+
+
+def test_admin_page_manages_users(rt: MasterRuntime, users: None) -> None:
+    at = open_page(login(ADMIN.username), "admin")
+    form_inputs = {t.label: t for t in at.text_input}
+    form_inputs["Username"].input("newbie")
+    form_inputs["Initial password"].input("short")
+    button(at, "Add user").click().run()
+    assert "at least 8" in " ".join(e.value for e in at.error) and auth.get_user("newbie") is None
+    form_inputs = {t.label: t for t in at.text_input}
+    form_inputs["Username"].input("newbie")
+    form_inputs["Initial password"].input("newbie password")
+    at.selectbox[0].set_value("viewer")
+    button(at, "Add user").click().run()
+    assert auth.get_user("newbie").role == "viewer"
+    at.selectbox(key="admin_target").set_value("newbie").run()
+    at.selectbox[2].set_value("analyst")
+    button(at, "Save role").click().run()
+    assert auth.get_user("newbie").role == "analyst"
+    button(at, "Disable the account").click().run()
+    assert auth.get_user("newbie").disabled
+    at.selectbox(key="admin_target").set_value("root").run()
+    button(at, "Disable the account").click().run()
+    assert "cannot disable your own" in " ".join(e.value for e in at.error) and not auth.get_user("root").disabled
+
+
+def test_account_page_tokens_and_password(rt: MasterRuntime, users: None) -> None:
+    auth.create_user(ADMIN, "tokenuser", PW, "analyst")
+    at = open_page(login("tokenuser"), "account")
+    name_input = next(t for t in at.text_input if t.label == "Token name")
+    name_input.input("ci script")
+    button(at, "Create token").click().run()
+    token = at.code[0].value
+    assert auth.principal_for_token(token) == Principal("tokenuser", "analyst")
+    button(at, "I have copied it").click().run()
+    assert not at.code  # shown once
+    button(at, "Revoke").click().run()
+    with pytest.raises(auth.AuthenticationError):
+        auth.principal_for_token(token)
+    inputs = {t.label: t for t in at.text_input}
+    inputs["Current password"].input("wrong one here")
+    inputs["New password"].input("fresh password 3")
+    inputs["Repeat the new password"].input("fresh password 3")
+    button(at, "Change password").click().run()
+    assert "not right" in " ".join(e.value for e in at.error)
+    inputs = {t.label: t for t in at.text_input}
+    inputs["Current password"].input(PW)
+    inputs["New password"].input("fresh password 3")
+    inputs["Repeat the new password"].input("fresh password 3")
+    button(at, "Change password").click().run()
+    assert auth.authenticate("tokenuser", "fresh password 3").username == "tokenuser"
+
+
+def test_upload_builds_a_group_by_and_opens_the_new_task(rt: MasterRuntime, users: None) -> None:
+    at = open_page(login(ANN.username), "upload")
+    assert "Upload limit: **1024 MB**" in texts(at) or "1024 MB" in texts(at)
+    data = b"carrier,dist,late\nAA,10,1.5\nUA,20,\nAA,30,2.5\n"
+    at.file_uploader[0].upload("mini.csv", data, "text/csv").run()
+    assert not at.exception
+    types = at.dataframe[1].value
+    assert dict(zip(types["column"], types["type"], strict=True)) == {"carrier": "string", "dist": "int",
+                                                                     "late": "float"}
+    at.multiselect(key="group_by").set_value(["carrier"]).run()
+    at.multiselect(key="agg_columns").set_value(["late", "dist"]).run()
+    assert at.multiselect(key="agg_late").options == ["count", "size", "sum", "mean", "min", "max", "std", "var",
+                                                      "nunique", "median"]
+    at.multiselect(key="agg_late").set_value(["mean", "count"]).run()
+    at.number_input(key="n_filters").set_value(1).run()
+    at.selectbox(key="f_col_0").set_value("dist")
+    at.selectbox(key="f_op_0").set_value(">=")
+    at.text_input(key="f_val_0").input("far").run()
+    button(at, "Submit job").click().run()
+    assert "not a number" in " ".join(e.value for e in at.error)  # shown at the filter, nothing queued
+    assert all(t.name != "mini.csv job" for t in rt.tasks.list(ANN, None, 0, 500)[0])
+    at.text_input(key="f_val_0").input("15").run()
+    button(at, "Submit job").click().run()
+    assert not at.exception
+    task_id = at.query_params["task"][0] if isinstance(at.query_params["task"], list) else at.query_params["task"]
+    task = rt.tasks.get(ANN, task_id)
+    assert task.name == "mini.csv job" and task.owner == "ann"
+    assert "mini.csv job" in [t.value for t in at.title]
+
+
+def test_tasks_page_with_10000_tasks(rt: MasterRuntime, users: None) -> None:
+    """Bulk rows for one user, then the same list() and page the UI uses (timings: bench/tasks_page.py)."""
+    from bench.tasks_page import insert_tasks
+
+    auth.create_user(ADMIN, "bulk", PW, "analyst")
+    insert_tasks(rt.engine, "bulk", 10_000)
+    page, total = rt.tasks.list(Principal("bulk", "analyst"), None, 9_950, 50)
+    assert total == 10_000 and len(page) == 50
+    at = open_page(login("bulk"), "tasks")
+    assert len(at.dataframe[0].value) == 50 and "10000 task(s)" in texts(at)
+    assert at.number_input(key="tasks_page_all").max == 200
+    at.number_input(key="tasks_page_all").set_value(200).run()
+    assert len(at.dataframe[0].value) == 50
+    failed = rt.tasks.list(Principal("bulk", "analyst"), "failed", 0, 1)[1]
+    assert 0 < failed < 10_000
+    at.selectbox(key="tasks_status").set_value("failed").run()
+    assert f"{failed} task(s)" in texts(at) and set(at.dataframe[0].value["status"]) == {"failed"}
