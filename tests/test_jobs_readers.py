@@ -1,0 +1,163 @@
+"""Readers and splitter: formats, delimiters, encodings, quoting, clear errors,
+and one schema for every shard (types widened before anything is queued)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from hivemind_core.errors import ValidationError
+from hivemind_core.jobs import readers
+from hivemind_core.jobs.readers import detect_format, open_source, preview, to_pandas
+from hivemind_core.jobs.results import read_ipc
+from hivemind_core.jobs.spec import parse_spec
+from hivemind_core.jobs.splitter import default_shard_count, split_task
+
+ROWS_SPEC = parse_spec({"pipeline": {"filter": [{"column": "a", "op": "not_null"}]}, "split": {"shards": 4}})
+
+
+def shard_frames(path: Path, tmp: Path, spec=ROWS_SPEC) -> tuple[list[pd.DataFrame], object]:  # noqa: ANN001
+    split = split_task(spec, open_source(path), tmp / "staging", slots=2)
+    schemas = {read_ipc(s.path).schema for s in split.shards}
+    assert len(schemas) == 1, "every shard must have the same schema"
+    return [to_pandas(read_ipc(s.path), split.float_columns()) for s in split.shards], split
+
+
+@pytest.mark.parametrize("delimiter,name", [(",", "d.csv"), (";", "d.csv"), ("\t", "d.tsv"), ("|", "d.txt")])
+def test_delimiter_detected(tmp_path, delimiter, name):
+    path = tmp_path / name
+    path.write_text(delimiter.join(["a", "b", "c"]) + "\n" + "\n".join(
+        delimiter.join([str(i), f"x{i}", f"{i}.5"]) for i in range(50)) + "\n")
+    df, types = preview(path, n=5)
+    assert list(df.columns) == ["a", "b", "c"] and len(df) == 5
+    assert types == {"a": "int", "b": "string", "c": "float"}
+
+
+def test_delimiter_given_explicitly(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("a:b\n1:2\n3:4\n")
+    df, _ = preview(path, delimiter=":")
+    assert df.to_dict("list") == {"a": [1, 3], "b": [2, 4]}
+
+
+def test_utf8_bom_and_quoted_fields_with_delimiters_quotes_newlines(tmp_path):
+    text = 'name,quote,n\n"Smith, J.","He said ""hi""\nand left",1\nplain,"",2\n"Ünïcode",x,3\n'
+    path = tmp_path / "q.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    frames, _ = shard_frames(path, tmp_path, parse_spec({"pipeline": {"columns": ["name", "quote", "n"]}}))
+    got = pd.concat(frames, ignore_index=True)
+    expected = pd.read_csv(path, encoding="utf-8-sig")
+    pd.testing.assert_frame_equal(got, expected)
+    assert got.loc[0, "quote"] == 'He said "hi"\nand left'
+
+
+def test_other_encoding_given_and_error_without_it(tmp_path):
+    path = tmp_path / "latin.csv"
+    path.write_bytes("city,n\nZürich,1\nKöln,2\n".encode("latin-1"))
+    with pytest.raises(ValidationError) as err:
+        open_source(path)
+    assert err.value.field == "input.encoding" and "not valid UTF-8" in str(err.value)
+    df, types = preview(path, encoding="latin-1")
+    assert df["city"].tolist() == ["Zürich", "Köln"] and types["n"] == "int"
+
+
+def test_undecodable_bytes_after_the_sample_are_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(readers, "SAMPLE_BYTES", 4096)
+    path = tmp_path / "late.csv"
+    path.write_bytes(b"name,n\n" + b"abc,1\n" * 2000 + "Zürich,2\n".encode("latin-1"))
+    with pytest.raises(ValidationError) as err:
+        shard_frames(path, tmp_path, parse_spec({"pipeline": {"columns": ["name", "n"]}}))
+    assert "UTF-8" in str(err.value) and err.value.field == "input.encoding"
+
+
+@pytest.mark.parametrize("content,words", [
+    (b"", "empty"),
+    (b"a,b\n", "no data rows"),
+    (b"\n\n  \n", "no text"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"),
+])
+def test_unusable_files(tmp_path, content, words):
+    path = tmp_path / "d.csv"
+    path.write_bytes(content)
+    with pytest.raises(ValidationError) as err:
+        open_source(path)
+    assert words in str(err.value)
+
+
+def test_int_column_meeting_floats_late_is_float_in_every_shard(tmp_path, monkeypatch):
+    monkeypatch.setattr(readers, "SAMPLE_BYTES", 2048)
+    monkeypatch.setattr(readers, "STREAM_BLOCK_BYTES", 4096)
+    path = tmp_path / "widen.csv"
+    lines = ["a,b,c"] + [f"{i},{i},x{i}" for i in range(3000)] + ["2.5,oops,y"]
+    path.write_text("\n".join(lines) + "\n")
+    assert open_source(path).type_names() == {"a": "int", "b": "int", "c": "string"}   # the sample's view
+    frames, split = shard_frames(path, tmp_path)
+    assert split.type_names() == {"a": "float", "b": "string", "c": "string"}
+    assert len(frames) >= 4 and all(f.dtypes.equals(frames[0].dtypes) for f in frames)
+    whole = pd.concat(frames, ignore_index=True)
+    expected = pd.read_csv(path)
+    assert whole["a"].tolist() == expected["a"].tolist() and whole["b"].tolist() == expected["b"].tolist()
+
+
+def test_int_column_with_gaps_somewhere_is_float_everywhere(tmp_path):
+    path = tmp_path / "gaps.csv"
+    path.write_text("a,k\n" + "".join(f"{i},{i % 3}\n" for i in range(400)) + ",1\n")
+    frames, split = shard_frames(path, tmp_path)
+    assert split.float_columns() == ["a"]
+    assert all(str(f["a"].dtype) == "float64" for f in frames)   # as pd.read_csv types the whole file
+    assert all(str(f["k"].dtype) == "int64" for f in frames)
+
+
+def test_formats_detected_and_read(tmp_path):
+    df = pd.DataFrame({"a": [1, 2, 3], "s": ["x", None, "z"], "f": [0.5, None, 1.5]})
+    df.to_parquet(tmp_path / "d.parquet")
+    df.to_json(tmp_path / "d.jsonl", orient="records", lines=True)
+    (tmp_path / "noext").write_bytes((tmp_path / "d.parquet").read_bytes())
+    assert detect_format(tmp_path / "d.parquet") == "parquet"
+    assert detect_format(tmp_path / "noext") == "parquet"
+    assert detect_format(tmp_path / "d.jsonl") == "jsonl"
+    for name in ("d.parquet", "d.jsonl"):
+        got, types = preview(tmp_path / name)
+        assert types == {"a": "int", "s": "string", "f": "float"}
+        assert got["a"].tolist() == [1, 2, 3] and got["s"].isna().tolist() == [False, True, False]
+
+
+def test_key_split_keeps_each_group_in_one_shard(tmp_path):
+    path = tmp_path / "k.csv"
+    path.write_text("g,v\n" + "".join(f"g{i % 37},{i}\n" for i in range(5000)) + ",1\n")
+    spec = parse_spec({"pipeline": {"group_by": ["g"], "aggregate": {"v": ["median"]}}, "split": {"shards": 6}})
+    frames, split = shard_frames(path, tmp_path, spec)
+    assert split.strategy == "key" and split.total_rows == 5001
+    seen: dict[str, int] = {}
+    for i, f in enumerate(frames):
+        for g in f["g"].dropna().unique():
+            assert seen.setdefault(g, i) == i, f"group {g} is in two shards"
+        assert f.loc[f["g"].notna(), "v"].is_monotonic_increasing   # input order kept within a shard
+    assert len(seen) == 37
+
+
+def test_only_needed_columns_are_shipped(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text("a,b,c,d\n1,2,3,4\n5,6,7,8\n")
+    spec = parse_spec({"pipeline": {"filter": [{"column": "d", "op": ">", "value": 0}],
+                                    "group_by": ["a"], "aggregate": {"b": ["sum"]}}})
+    split = split_task(spec, open_source(path), tmp_path / "st", slots=1)
+    assert read_ipc(split.shards[0].path).schema.names == ["a", "b", "d"]
+
+
+def test_default_shard_count_is_a_few_per_slot_and_bounds_shard_size():
+    assert default_shard_count(10_000, 4) == 12
+    assert default_shard_count(10 * 2**30, 2) == 160    # 10 GiB: at most 64 MiB of input per shard
+    assert default_shard_count(1, 0) == 3
+
+
+def test_nested_parquet_column_is_rejected(tmp_path):
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"a": [1], "l": [[1, 2]]}), tmp_path / "n.parquet")
+    with pytest.raises(ValidationError) as err:
+        open_source(tmp_path / "n.parquet")
+    assert "'l'" in str(err.value)

@@ -1,0 +1,123 @@
+"""Job spec v1: parsing and validation against a dataset's schema; every error names its field."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hivemind_core.errors import ValidationError
+from hivemind_core.jobs import AGGREGATIONS, FILTER_OPS, aggregations_for_type
+from hivemind_core.jobs.spec import parse_spec, validate_against_schema
+
+DESIGN_EXAMPLE = {
+    "name": "delays by carrier", "type": "data_processing", "priority": 5, "split": {"shards": 8},
+    "max_attempts": 3,
+    "pipeline": {
+        "filter": [{"column": "origin", "op": "==", "value": "JFK"}],
+        "columns": ["carrier", "arr_delay", "distance"],
+        "group_by": ["carrier"],
+        "aggregate": {"arr_delay": ["mean", "count", "std"], "distance": ["sum"]},
+        "sort": [{"column": "arr_delay_mean", "descending": True}],
+        "limit": 10,
+    },
+    "output": {"format": "csv"},
+}
+SCHEMA = {"origin": "string", "carrier": "string", "arr_delay": "float", "distance": "int",
+          "cancelled": "bool", "time_hour": "datetime"}
+
+
+def test_design_example_parses_and_round_trips():
+    spec = parse_spec(json.dumps(DESIGN_EXAMPLE))
+    assert spec.pipeline.output_columns() == ["carrier", "arr_delay_mean", "arr_delay_count", "arr_delay_std",
+                                              "distance_sum"]
+    assert spec.split.shards == 8 and spec.priority == 5 and spec.output_format == "csv"
+    assert parse_spec(spec.to_dict()) == spec
+    validate_against_schema(spec, SCHEMA)
+
+
+def test_public_names():
+    assert AGGREGATIONS == ("count", "size", "sum", "mean", "min", "max", "std", "var", "nunique", "median")
+    assert set(FILTER_OPS) == {"==", "!=", "<", "<=", ">", ">=", "in", "not_in", "is_null", "not_null", "contains"}
+    assert aggregations_for_type("string") == ["count", "size", "min", "max", "nunique"]
+    assert "median" in aggregations_for_type("int") and "mean" not in aggregations_for_type("datetime")
+
+
+def _with_pipeline(**pipeline) -> dict:
+    return {"pipeline": pipeline}
+
+
+@pytest.mark.parametrize("raw,field,words", [
+    ('{"pipeline": ', "spec", "not valid JSON"),
+    ("[1, 2]", "spec", "JSON object"),
+    ({"colour": "red", "pipeline": {"columns": ["a"]}}, "colour", "unknown field"),
+    ({"version": 2, "pipeline": {"columns": ["a"]}}, "version", "version 1"),
+    ({"priority": 12, "pipeline": {"columns": ["a"]}}, "priority", "between 0 and 9"),
+    ({"priority": "high", "pipeline": {"columns": ["a"]}}, "priority", "whole number"),
+    ({"split": {"shards": 0}, "pipeline": {"columns": ["a"]}}, "split.shards", "between 1"),
+    ({"split": {"strategy": "random"}, "pipeline": {"columns": ["a"]}}, "split.strategy", "not one of"),
+    ({"output": {"format": "xlsx"}, "pipeline": {"columns": ["a"]}}, "output.format", "not one of"),
+    ({"input": {"encoding": "klingon"}, "pipeline": {"columns": ["a"]}}, "input.encoding", "unknown encoding"),
+    ({}, "pipeline", "needs a pipeline or a script"),
+    (_with_pipeline(filter=[{"column": "a", "op": "like", "value": 1}]), "pipeline.filter[0].op", "not one of"),
+    (_with_pipeline(filter=[{"column": "a", "op": "=="}]), "pipeline.filter[0].value", "needs a value"),
+    (_with_pipeline(filter=[{"column": "a", "op": "in", "value": 3}]), "pipeline.filter[0].value", "list"),
+    (_with_pipeline(filter=[{"column": "a", "op": "is_null", "value": 3}]), "pipeline.filter[0].value",
+     "takes no value"),
+    (_with_pipeline(filter=[{"op": "==", "value": 1}]), "pipeline.filter[0].column", "required"),
+    (_with_pipeline(group_by=["a"]), "pipeline.aggregate", "at least one aggregation"),
+    (_with_pipeline(group_by=["a"], aggregate={"b": ["average"]}), "pipeline.aggregate.b[0]", "not one of"),
+    (_with_pipeline(group_by=["a"], aggregate={"b": ["sum", "sum"]}), "pipeline.aggregate.b", "twice"),
+    (_with_pipeline(group_by=["a"], aggregate={"a": ["count"]}), "pipeline.aggregate.a", "group_by column"),
+    (_with_pipeline(aggregate={"b": ["median"]}), "pipeline.group_by", "needs a group_by"),
+    ({"split": {"strategy": "rows"}, **_with_pipeline(group_by=["a"], aggregate={"b": ["nunique"]})},
+     "split.strategy", "whole groups"),
+    (_with_pipeline(group_by=["a"], aggregate={"b": ["sum"]}, sort=[{"column": "b"}]),
+     "pipeline.sort[0].column", "not a result column"),
+    (_with_pipeline(limit=-1), "pipeline.limit", "at least 0"),
+    ({"script": "def proc(df):\n    return df\n"}, "script", "process(df)"),
+    ({"script": "def process(df)\n    return df\n"}, "script", "not valid Python (line 1"),
+    ({"script": "def process(df):\n    return df\n", "pipeline": {"columns": ["a"]}}, "script", "not both"),
+])
+def test_parse_errors_name_the_field(raw, field, words):
+    with pytest.raises(ValidationError) as err:
+        parse_spec(raw)
+    assert err.value.field == field
+    assert str(err.value).startswith(f"{field}: ") and words in str(err.value)
+
+
+@pytest.mark.parametrize("pipeline,field,words", [
+    ({"columns": ["carier"]}, "pipeline.columns[0]", "unknown column 'carier'"),
+    ({"filter": [{"column": "dest", "op": "==", "value": "SFO"}]}, "pipeline.filter[0].column", "unknown column"),
+    ({"filter": [{"column": "distance", "op": ">", "value": "far"}]}, "pipeline.filter[0].value", "type int"),
+    ({"filter": [{"column": "origin", "op": "==", "value": 5}]}, "pipeline.filter[0].value", "type string"),
+    ({"filter": [{"column": "cancelled", "op": "==", "value": 1}]}, "pipeline.filter[0].value", "true or false"),
+    ({"filter": [{"column": "time_hour", "op": "<", "value": "yesterday"}]}, "pipeline.filter[0].value",
+     "ISO date"),
+    ({"filter": [{"column": "origin", "op": "in", "value": ["JFK", 3]}]}, "pipeline.filter[0].value", "3"),
+    ({"filter": [{"column": "distance", "op": "contains", "value": "1"}]}, "pipeline.filter[0].op",
+     "text columns"),
+    ({"group_by": ["origin"], "aggregate": {"carrier": ["mean"]}}, "pipeline.aggregate.carrier",
+     "'mean' cannot be computed on string column 'carrier'"),
+    ({"group_by": ["origin"], "aggregate": {"time_hour": ["std"]}}, "pipeline.aggregate.time_hour", "datetime"),
+    ({"columns": ["origin"], "group_by": ["origin"], "aggregate": {"distance": ["sum"]}},
+     "pipeline.aggregate.distance", "not in pipeline.columns"),
+    ({"columns": ["origin"], "sort": [{"column": "distance"}]}, "pipeline.sort[0].column", "unknown column"),
+])
+def test_schema_errors_name_the_field(pipeline, field, words):
+    spec = parse_spec({"pipeline": pipeline})
+    with pytest.raises(ValidationError) as err:
+        validate_against_schema(spec, SCHEMA)
+    assert err.value.field == field and words in str(err.value), str(err.value)
+
+
+def test_valid_filters_of_every_kind():
+    spec = parse_spec(_with_pipeline(filter=[
+        {"column": "distance", "op": ">=", "value": 100.5},
+        {"column": "origin", "op": "not_in", "value": ["EWR"]},
+        {"column": "carrier", "op": "contains", "value": "A"},
+        {"column": "arr_delay", "op": "not_null"},
+        {"column": "cancelled", "op": "!=", "value": True},
+        {"column": "time_hour", "op": "<", "value": "2013-03-01T00:00:00Z"},
+    ]))
+    validate_against_schema(spec, SCHEMA)
