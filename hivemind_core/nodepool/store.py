@@ -469,7 +469,7 @@ class Store:
             rows = self._lease_rows(ids)
             self._check_owner(rows, node_id)
             live = [lid for lid in ids if lid in rows and self._is_live(rows[lid])]
-            stop = [lid for lid in ids if lid not in live]
+            stop = [lid for lid in lease_ids if lid not in live]
             c.executemany("UPDATE leases SET expires_at=? WHERE lease_id=?", [(now + ttl, lid) for lid in live])
             starts = []
             for lid, at in started:

@@ -64,6 +64,7 @@ class Held:
     started_at: float = 0.0
     sandbox: Sandbox | None = None
     stop: bool = False              # the pool said stop (cancelled / no longer ours)
+    reported: bool = False          # outcome handed to the completer; no renewal needed
 
 
 class WorkerAgent:
@@ -260,6 +261,7 @@ class WorkerAgent:
                     self._held.pop(lease.lease_id, None)
                     self._cv.notify_all()
                     continue
+                held.reported = True
                 self._done.append(outcome)
                 self._cv.notify_all()
 
@@ -276,6 +278,7 @@ class WorkerAgent:
         job = SandboxJob(subtask_id=lease.subtask_id, task_id=lease.task_id, operation=lease.operation,
                          params=lease.params, input_path=input_path, timeout_s=lease.timeout_s or 600.0,
                          memory_mb=int(lease.memory_mb or self.config.memory_mb))
+        fresh = sandbox.pid is None
         result: SandboxResult = sandbox.run(job)
         try:
             if result.status == "cancelled" or held.stop:
@@ -295,8 +298,9 @@ class WorkerAgent:
             sandbox.clean()
             if input_path is not None:
                 input_path.unlink(missing_ok=True)
-            took = time.monotonic() - t0
-            self._avg_run_s = took if self._avg_run_s is None else 0.8 * self._avg_run_s + 0.2 * took
+            if not fresh:  # a sandbox's first subtask includes starting Python: not typical
+                took = time.monotonic() - t0
+                self._avg_run_s = took if self._avg_run_s is None else 0.8 * self._avg_run_s + 0.2 * took
 
     # ------------------------------------------------------------ reporting
 
@@ -343,8 +347,10 @@ class WorkerAgent:
 
     def _renew(self) -> None:
         with self._cv:
-            ids = [lid for lid, h in self._held.items() if not h.stop]
-            started, self._started = self._started, []
+            ids = [lid for lid, h in self._held.items() if not (h.stop or h.reported)]
+            # starts of subtasks already finished need no report: their outcome carries started_at
+            started = [s for s in self._started if s.lease_id in self._held]
+            self._started = []
         if not ids and not started:
             return
         reply = self.link.call(self.link.client.worker_stub.Renew,
