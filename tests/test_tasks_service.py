@@ -241,3 +241,15 @@ def test_submit_equals_pandas_and_json_spec_roundtrip(pool, flights_csv):
                     expected_groupby(frame, ["origin"], {"arr_delay": ["mean", "std", "count"]}))
         with pytest.raises(ValidationError):
             service.cancel(BOB, task.id)   # completed: nothing to cancel
+
+
+def test_script_over_its_time_limit_fails_with_a_plain_message(pool, flights_csv):
+    settings = get_settings()
+    script = "import time\n\ndef process(df):\n    time.sleep(120)\n    return df\n"
+    with pool.client() as client:
+        service = TaskService(db.get_engine(settings), client, settings)
+        task = service.submit(ALICE, {"script": script, "timeout_s": 2, "max_attempts": 1,
+                                      "split": {"strategy": "unsplit"}}, flights_csv, "flights.csv")
+        failed = _wait_final(service, task.id, timeout=60)
+        assert failed.status == "failed"
+        assert "time limit of 2 s exceeded" in failed.error and "Traceback" not in failed.error
