@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from hivemind_core.config import Settings, get_settings
 from hivemind_core.db import get_engine
 from hivemind_core.logging_setup import setup_logging
+from hivemind_core.staging import remove_stale
 
 if TYPE_CHECKING:
     from hivemind_core.client import NodePoolClient
@@ -42,7 +43,8 @@ class MasterRuntime:
 
     def stop(self) -> None:
         """Stop the syncer, close the client, stop the embedded cluster (each step even if one fails)."""
-        for step in (self.syncer.stop, self.client.close, *( [self.cluster.stop] if self.cluster else [])):
+        steps = [self.syncer.stop, self.client.close] + ([self.cluster.stop] if self.cluster else [])
+        for step in steps:
             try:
                 step()
             except Exception:  # noqa: BLE001 - shutting down: log and go on with the rest
@@ -58,6 +60,8 @@ def start_runtime(settings: Settings | None = None) -> MasterRuntime:
     settings = settings or get_settings()
     setup_logging(settings.logs_dir)
     engine = get_engine(settings)
+    if removed := remove_stale(settings):
+        log.info("removed %d stale staged upload(s)", removed)
     client, cluster = connect_cluster(settings)
     try:
         tasks = TaskService(engine, client, settings)

@@ -183,6 +183,11 @@ def test_viewer_and_other_analyst_are_kept_out(base: str, browser) -> None:  # n
             app_ready(page)
             assert page.get_by_text("Add a user").count() == 0
             assert page.locator('[data-testid="stDownloadButton"]').count() == 0
+        page.get_by_role("button", name="Log out").click()
+        page.get_by_role("button", name="Login").wait_for(timeout=WAIT_MS)
+        page.reload()  # the login cookie is gone: still logged out after a reload
+        page.get_by_role("button", name="Login").wait_for(timeout=WAIT_MS)
+        assert heading(page, "Dashboard").count() == 0
     finally:
         ctx.close()
 

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from hivemind_core.auth import AuthenticationError, principal_for_token
+from hivemind_core.client import NodePoolUnavailable
 from hivemind_core.errors import HiveMindError, NotFoundError, PermissionDeniedError, ValidationError
 from hivemind_core.principal import Principal
 from hivemind_core.runtime import MasterRuntime, current_runtime
@@ -33,8 +34,6 @@ class ServiceUnavailableError(HiveMindError):
 
 
 def _status_for(exc: HiveMindError) -> int:
-    from hivemind_core.client import NodePoolUnavailable  # engine module; imported when first needed
-
     if isinstance(exc, AuthenticationError):
         return 401
     if isinstance(exc, PermissionDeniedError):
