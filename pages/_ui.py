@@ -5,6 +5,7 @@ pages call ``hivemind_core`` for that.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -146,7 +147,7 @@ def login_form(authenticator_: stauth.Authenticate) -> Principal | None:
     """
     from streamlit_authenticator import LoginError
 
-    before = auth.authenticator_credentials()
+    before = copy.deepcopy(_widget_credentials(authenticator_))  # the counts this run's widget starts from
     error: str | None = None
     try:
         authenticator_.login(location="main", key="login", fields={"Form name": "Log in to HiveMind"},

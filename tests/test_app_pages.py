@@ -189,7 +189,10 @@ def test_failed_logins_are_counted_in_the_database_and_lock(users: None) -> None
     button(at, "Login").click().run()
     assert "locked" in at.error[0].value and not at.session_state["authentication_status"]
     auth.reset_password(ADMIN, "locky", "new password 2")
+    stored_hash = auth.get_user("locky").password_hash
     assert login("locky", "new password 2").session_state["username"] == "locky"
+    user = auth.get_user("locky")  # the widget only verified: nothing re-hashed or rewritten
+    assert user.password_hash == stored_hash and user.failed_logins == 0 and user.last_login_at
 
 
 def test_disabled_user_cannot_log_in_and_is_logged_out(users: None, rt: MasterRuntime) -> None:
