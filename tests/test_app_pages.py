@@ -367,3 +367,16 @@ def test_tasks_page_with_10000_tasks(rt: MasterRuntime, users: None) -> None:
     assert 0 < failed < 10_000
     at.selectbox(key="tasks_status").set_value("failed").run()
     assert f"{failed} task(s)" in texts(at) and set(at.dataframe[0].value["status"]) == {"failed"}
+
+
+@pytest.mark.parametrize("key", ["admin", "upload", "tasks", "dashboard", "nodes", "account", "vpn"])
+def test_page_scripts_check_access_themselves(key: str, users: None) -> None:
+    """Defence in depth: a page script started without the entry (no navigation) still checks."""
+    at = AppTest.from_file(str(ROOT / "pages" / f"{key}.py"), default_timeout=60).run()
+    assert not at.exception and [w.value for w in at.warning] == ["Please log in."]
+    assert not at.title
+    if key not in ROLE_TITLES["viewer"]:
+        at.session_state["authentication_status"] = True
+        at.session_state["username"] = VIC.username
+        at.run()
+        assert [e.value for e in at.error] == ["You do not have access to this page."] and not at.title
