@@ -147,9 +147,14 @@ def test_embedded_cluster_leaves_no_orphans_when_its_parent_dies(tmp_path: Path,
 def test_embedded_cluster_stop_and_health(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HIVEMIND_WORKERS", "2")
     settings = get_settings()
+    me = __import__("os").getpid()
+    # other tests in this session may have left their own (cached) clusters running: only
+    # the processes this cluster started are ours to watch
+    before = {p.pid for p in _descendants(me)}
     client, cluster = connect_cluster(settings)
     assert cluster is not None
-    children = _descendants(__import__("os").getpid())
+    children = [p for p in _descendants(me) if p.pid not in before]
+    assert len(children) >= 3, [c.cmdline() for c in children]  # node pool + 2 workers (+ sandboxes)
     try:
         report = check_health(client, get_engine(settings))
         assert report.healthy and report.reasons() == []
