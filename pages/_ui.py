@@ -157,6 +157,7 @@ def login_form(authenticator_: stauth.Authenticate) -> Principal | None:
     auth.record_widget_failures(before, _widget_credentials(authenticator_))
     username = st.session_state.get("username")
     if st.session_state.get("authentication_status") and username:
+        st.session_state.pop(FLASH_KEY, None)
         auth.record_successful_login(username)
         return current_principal()
     if error or st.session_state.get("authentication_status") is False:
@@ -236,8 +237,10 @@ def flash(message: str) -> None:
     st.session_state[FLASH_KEY] = message
 
 
-def show_flash() -> None:
-    message = st.session_state.pop(FLASH_KEY, None)
+def show_flash(keep: bool = False) -> None:
+    """Show the pending flash message; ``keep`` leaves it for later runs too (the login page
+    is rerun by the cookie widget right after it first appears)."""
+    message = st.session_state.get(FLASH_KEY) if keep else st.session_state.pop(FLASH_KEY, None)
     if message:
         st.success(message)
 

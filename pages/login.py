@@ -5,7 +5,7 @@ import streamlit as st
 from pages import _ui as ui
 
 st.title("HiveMind")
-ui.show_flash()
+ui.show_flash(keep=True)
 who = ui.login_form(ui.authenticator())
 if who is not None:
     # The widget is storing the login cookie in the browser, which then reruns the app

@@ -157,6 +157,10 @@ def test_first_run_upload_group_by_download(base: str, browser, flights_csv: Pat
         assert list(got.columns) == ["carrier", "arr_delay_mean", "distance_mean"]
         pd.testing.assert_frame_equal(got, expected, check_dtype=False, rtol=1e-9)
         SHARED["admin_task"] = task_id
+    except Exception:
+        page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
+        print(f"screenshot: {tmp_path / 'failure.png'}\n{page.inner_text('body')[:2000]}")
+        raise
     finally:
         ctx.close()
 
@@ -183,8 +187,10 @@ def test_viewer_and_other_analyst_are_kept_out(base: str, browser) -> None:  # n
             app_ready(page)
             assert page.get_by_text("Add a user").count() == 0
             assert page.locator('[data-testid="stDownloadButton"]').count() == 0
+        assert "hivemind_login" in [c["name"] for c in ctx.cookies()]
         page.get_by_role("button", name="Log out").click()
         page.get_by_role("button", name="Login").wait_for(timeout=WAIT_MS)
+        page.wait_for_function("() => !document.cookie.includes('hivemind_login=')", timeout=WAIT_MS)
         page.reload()  # the login cookie is gone: still logged out after a reload
         page.get_by_role("button", name="Login").wait_for(timeout=WAIT_MS)
         assert heading(page, "Dashboard").count() == 0
