@@ -1,13 +1,17 @@
-"""Run a user's ``process(df) -> DataFrame`` script on a frame.
+"""Run the user's code: ``process(df)`` of script jobs, ``fit_score`` of
+machine_learning jobs, ``simulate`` of simulations.
 
-A failure inside the user's code comes back as the user's own traceback (only
-the frames of their script, with their line numbers), not ours.
+Only ever called inside the worker's sandboxed child. A failure inside the
+user's code comes back as the user's own traceback (only the frames of their
+script, with their line numbers), not ours.
 """
 
 from __future__ import annotations
 
 import linecache
 import traceback
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,7 +22,7 @@ SCRIPT_FILENAME = "<script>"
 
 
 class ScriptError(HiveMindError):
-    """The user's script raised, or broke the process(df) contract; the message is for its author."""
+    """The user's script raised, or broke its function's contract; the message is for its author."""
 
 
 def _user_traceback(exc: BaseException) -> str:
@@ -30,22 +34,38 @@ def _user_traceback(exc: BaseException) -> str:
     return "".join(lines).rstrip()
 
 
-def run_script(source: str, df: pd.DataFrame) -> pd.DataFrame:
-    """Execute ``source`` and return ``process(df)``; :class:`ScriptError` on any user error."""
+def load_function(source: str, name: str, usage: str) -> Callable[..., Any]:
+    """Execute ``source`` and return its function ``name`` (``usage`` says what it should be)."""
     linecache.cache[SCRIPT_FILENAME] = (len(source), None, source.splitlines(True), SCRIPT_FILENAME)
     namespace = {"__name__": "__hivemind_script__", "pd": pd, "np": np}
     try:
         exec(compile(source, SCRIPT_FILENAME, "exec"), namespace)  # noqa: S102 - running user code is the point; the worker sandboxes it
-        process = namespace.get("process")
-        if not callable(process):
-            raise ScriptError("script: define a function process(df) that returns a DataFrame")
-        result = process(df)
-    except ScriptError:
-        raise
     except Exception as exc:  # noqa: BLE001 - any user error is reported to the user
         raise ScriptError(_user_traceback(exc)) from None
+    fn = namespace.get(name)
+    if not callable(fn):
+        raise ScriptError(f"script: define a function {usage}")
+    return fn
+
+
+def call_user(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``; any exception becomes a :class:`ScriptError` with the user's traceback."""
+    try:
+        return fn(*args)
+    except Exception as exc:  # noqa: BLE001 - any user error is reported to the user
+        raise ScriptError(_user_traceback(exc)) from None
+
+
+def as_frame(result: Any, function: str) -> pd.DataFrame:
+    """A user function's DataFrame (or Series) result with a fresh index; ScriptError otherwise."""
     if isinstance(result, pd.Series):
         result = result.to_frame()
     if not isinstance(result, pd.DataFrame):
-        raise ScriptError(f"script: process(df) must return a pandas DataFrame, got {type(result).__name__}")
+        raise ScriptError(f"script: {function} must return a pandas DataFrame, got {type(result).__name__}")
     return result.reset_index(drop=True)
+
+
+def run_script(source: str, df: pd.DataFrame) -> pd.DataFrame:
+    """Execute ``source`` and return ``process(df)``; :class:`ScriptError` on any user error."""
+    process = load_function(source, "process", "process(df) that returns a DataFrame")
+    return as_frame(call_user(process, df), "process(df)")

@@ -21,6 +21,16 @@ from datetime import datetime
 from typing import Any
 
 from hivemind_core.errors import ValidationError
+from hivemind_core.jobs.fields import check_keys as _check_keys
+from hivemind_core.jobs.fields import check_script
+from hivemind_core.jobs.fields import choice as _choice
+from hivemind_core.jobs.fields import fail as _fail
+from hivemind_core.jobs.fields import obj as _obj
+from hivemind_core.jobs.fields import text as _str
+from hivemind_core.jobs.fields import whole as _int
+from hivemind_core.jobs.job_types import (
+    ML_FIELDS, SIMULATION_FIELDS, TYPE_FIELDS, GridSearchSpec, SimulationSpec, parse_grid_search, parse_simulation,
+)
 
 SPEC_VERSION = 1
 JOB_TYPES = ("data_processing", "machine_learning", "simulation")
@@ -120,6 +130,8 @@ class JobSpec:
     timeout_s: float = 600.0
     memory_mb: int = 0
     version: int = SPEC_VERSION
+    grid_search: GridSearchSpec | None = None    # machine_learning jobs
+    simulation: SimulationSpec | None = None     # simulation jobs
 
     @property
     def runs_unsplit(self) -> bool:
@@ -163,50 +175,13 @@ class JobSpec:
             out["pipeline"] = pipeline
         if self.script is not None:
             out["script"] = self.script
+        for part in (self.grid_search, self.simulation):
+            if part is not None:
+                out |= part.to_dict()
         return out
 
 
 # --------------------------------------------------------------------------- parse
-
-
-def _fail(field_path: str, problem: str) -> ValidationError:
-    return ValidationError(f"{field_path}: {problem}", field=field_path)
-
-
-def _obj(raw: Any, path: str) -> Mapping[str, Any]:
-    if not isinstance(raw, Mapping):
-        raise _fail(path, f"must be a JSON object, got {type(raw).__name__}")
-    return raw
-
-
-def _str(raw: Any, path: str, *, allow_empty: bool = False) -> str:
-    if not isinstance(raw, str):
-        raise _fail(path, f"must be a string, got {json.dumps(raw)}")
-    if not allow_empty and not raw.strip():
-        raise _fail(path, "must not be empty")
-    return raw
-
-
-def _int(raw: Any, path: str, lo: int, hi: int | None = None) -> int:
-    if isinstance(raw, bool) or not isinstance(raw, int):
-        raise _fail(path, f"must be a whole number, got {json.dumps(raw)}")
-    if raw < lo or (hi is not None and raw > hi):
-        bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
-        raise _fail(path, f"must be {bound}, got {raw}")
-    return raw
-
-
-def _choice(raw: Any, path: str, choices: tuple[str, ...]) -> str:
-    if raw not in choices:
-        raise _fail(path, f"{json.dumps(raw)} is not one of: {', '.join(choices)}")
-    return raw
-
-
-def _check_keys(obj: Mapping[str, Any], path: str, allowed: tuple[str, ...]) -> None:
-    for key in obj:
-        if key not in allowed:
-            where = f"{path}.{key}" if path else key
-            raise _fail(where, f"unknown field; allowed here: {', '.join(allowed)}")
 
 
 def _column_list(raw: Any, path: str) -> tuple[str, ...]:
@@ -295,13 +270,46 @@ def parse_pipeline(raw: Any) -> PipelineSpec:
     return PipelineSpec(filters, columns, group_by, tuple(aggregate), tuple(sort), limit)
 
 
-def _check_script(source: str) -> None:
-    try:
-        tree = ast.parse(source, filename="<script>")
-    except SyntaxError as exc:
-        raise _fail("script", f"is not valid Python (line {exc.lineno}: {exc.msg})") from None
-    if not any(isinstance(n, ast.FunctionDef) and n.name == "process" for n in tree.body):
-        raise _fail("script", "must define a function process(df) that returns a DataFrame")
+# What the script of each job type must define: (function, its arguments, what it returns).
+SCRIPT_FUNCTIONS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "data_processing": ("process", ("df",), "a DataFrame"),
+    "machine_learning": ("fit_score", ("train", "test", "params"), "a score (a number or a dict of numbers)"),
+    "simulation": ("simulate", ("rng", "n"), "a dict of per-trial numbers or a DataFrame"),
+}
+
+
+def _check_script(source: str, job_type: str) -> None:
+    function, arguments, returns = SCRIPT_FUNCTIONS.get(job_type, SCRIPT_FUNCTIONS["data_processing"])
+    check_script(source, function, arguments, returns)
+
+
+def _type_fields(obj: Mapping[str, Any], job_type: str,
+                 split: SplitSpec) -> tuple[GridSearchSpec | None, SimulationSpec | None]:
+    """The type-specific fields; a field of another type is an error that says which type takes it."""
+    own = {"machine_learning": ML_FIELDS, "simulation": SIMULATION_FIELDS}.get(job_type, ())
+    for key in obj:
+        if key in ML_FIELDS + SIMULATION_FIELDS and key not in own:
+            takes = " and ".join(t for t, f in (("machine_learning", ML_FIELDS), ("simulation", SIMULATION_FIELDS))
+                                 if key in f)
+            raise _fail(key, f"only {takes} jobs take {key!r}; this job's type is {job_type!r}")
+    if job_type in ("machine_learning", "simulation"):
+        function, arguments, _ = SCRIPT_FUNCTIONS[job_type]
+        if obj.get("script") is None:
+            raise _fail("script", f"a {job_type} job needs a script defining {function}({', '.join(arguments)})")
+        if obj.get("pipeline"):
+            raise _fail("pipeline", f"a {job_type} job is described by its script; leave the pipeline out")
+        if split.strategy is not None:
+            raise _fail("split.strategy", f"a {job_type} job splits its own way; leave strategy out "
+                        "(split.shards sets how many subtasks)")
+    if job_type == "machine_learning":
+        return parse_grid_search(obj), None
+    if job_type == "simulation":
+        simulation = parse_simulation(obj)
+        if split.shards is not None and split.shards > simulation.trials:
+            raise _fail("split.shards", f"{split.shards} shards for {simulation.trials} trials would leave "
+                        "shards with nothing to do; use at most as many shards as trials")
+        return None, simulation
+    return None, None
 
 
 def parse_spec(raw: dict | str | bytes | JobSpec) -> JobSpec:
@@ -316,7 +324,7 @@ def parse_spec(raw: dict | str | bytes | JobSpec) -> JobSpec:
             raise ValidationError(f"spec: not valid JSON{where}: {getattr(exc, 'msg', exc)}", field="spec") from None
     obj = _obj(raw, "spec")
     _check_keys(obj, "", ("version", "name", "type", "priority", "split", "max_attempts", "pipeline",
-                          "script", "input", "output", "timeout_s", "memory_mb"))
+                          "script", "input", "output", "timeout_s", "memory_mb") + TYPE_FIELDS)
     version = obj.get("version", SPEC_VERSION)
     if version != SPEC_VERSION:
         raise _fail("version", f"this master understands spec version {SPEC_VERSION}, got {json.dumps(version)}")
@@ -357,10 +365,11 @@ def parse_spec(raw: dict | str | bytes | JobSpec) -> JobSpec:
         raise _fail("timeout_s", "must be a number of seconds between 0 and 86400")
     memory_mb = _int(obj.get("memory_mb", 0), "memory_mb", 0)
 
+    grid_search, simulation = _type_fields(obj, job_type, SplitSpec(shards=shards, strategy=strategy))
     script = obj.get("script")
     has_pipeline = bool(obj.get("pipeline"))
     if script is not None:
-        _check_script(_str(script, "script"))
+        _check_script(_str(script, "script"), job_type)
         if has_pipeline:
             raise _fail("script", "give either a pipeline or a script, not both")
     pipeline = parse_pipeline(obj["pipeline"]) if has_pipeline else PipelineSpec()
@@ -372,6 +381,7 @@ def parse_spec(raw: dict | str | bytes | JobSpec) -> JobSpec:
         split=SplitSpec(shards=shards, strategy=strategy), pipeline=pipeline, script=script,
         input=InputSpec(format=fmt, delimiter=delimiter, encoding=encoding),
         output_format=output_format, timeout_s=float(timeout), memory_mb=memory_mb,
+        grid_search=grid_search, simulation=simulation,
     )
     _check_plan(spec)
     return spec
@@ -434,6 +444,8 @@ def validate_against_schema(spec: JobSpec, schema: Mapping[str, str]) -> None:
             raise _fail(path, f"unknown column {column!r}; the dataset has: {known}")
         return schema[column]
 
+    if spec.grid_search is not None and spec.grid_search.target is not None:
+        need(spec.grid_search.target, "target")
     p = spec.pipeline
     for i, f in enumerate(p.filter):
         path = f"pipeline.filter[{i}]"

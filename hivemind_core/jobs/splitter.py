@@ -8,6 +8,11 @@ writers. Only the columns the pipeline reads are shipped. Strategies:
   one shard (needed by nunique and median);
 * ``unsplit`` — one shard (also every job type other than data_processing).
 
+Each subtask is a :class:`WorkUnit`: for data jobs one per shard; a
+machine_learning job stores its dataset as one shard that all its units read
+(each scores its share of the grid's (combination, fold) evaluations); a
+simulation reads no data, its units are its shards of the trials.
+
 If the reader finds that a column needs a wider type than its sample showed,
 the shards written so far are thrown away and the split starts again with the
 wider schema; so all shards of a job share one schema.
@@ -28,6 +33,7 @@ import pyarrow as pa
 
 from hivemind_core.errors import ValidationError
 from hivemind_core.jobs.readers import SAMPLE_BYTES, SchemaWidened, TableSource
+from hivemind_core.jobs.simulation import shard_count, trial_counts
 from hivemind_core.jobs.spec import JobSpec, MAX_SHARDS
 
 log = logging.getLogger(__name__)
@@ -49,22 +55,40 @@ class Shard:
         return self.path.stat().st_size
 
 
+@dataclass(frozen=True)
+class WorkUnit:
+    """One subtask: number ``index`` (its params say which part of the job it does)."""
+
+    index: int
+    shard: int | None      # the index of the shard file it reads; None = it reads no input
+    rows: int              # rows it reads (a simulation: trials it runs)
+
+
 @dataclass
 class SplitResult:
     shards: list[Shard]
-    source: TableSource            # with the final (possibly widened) schema
+    source: TableSource | None     # with the final (possibly widened) schema; None = no input
     columns: list[str]             # the columns the shards hold
     strategy: str
     total_rows: int
     null_counts: dict[str, int] = field(default_factory=dict)
+    units: list[WorkUnit] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.units:
+            self.units = [WorkUnit(s.index, s.index, s.rows) for s in self.shards]
 
     def float_columns(self) -> list[str]:
         """Int columns with a gap somewhere in the input: pandas reads them as float64."""
+        if self.source is None:
+            return []
         return [f.name for f in self.source.project(self.columns)
                 if pa.types.is_integer(f.type) and self.null_counts.get(f.name, 0) > 0]
 
     def type_names(self) -> dict[str, str]:
         """Column -> type name as pandas would see the whole input."""
+        if self.source is None:
+            return {}
         names = self.source.type_names()
         for c in self.float_columns():
             names[c] = "float"
@@ -223,10 +247,41 @@ def split_data(source: TableSource, spec: JobSpec, staging: Path, slots: int) ->
                           field="input")
 
 
-def split_task(spec: JobSpec, source: TableSource, staging: Path, slots: int = 1) -> SplitResult:
+def split_grid_search(source: TableSource, spec: JobSpec, staging: Path, slots: int) -> SplitResult:
+    """The dataset as one shard, and units that share the grid's (combination, fold) evaluations."""
+    search = spec.grid_search
+    assert search is not None
+    data = split_data(source, spec, staging, slots)   # unsplit: one shard, every column
+    usable = data.total_rows - (data.null_counts.get(search.target, 0) if search.target else 0)
+    if search.folds > usable:
+        rows = f"{usable} rows" + (f" with a {search.target!r} value" if search.target else "")
+        raise ValidationError(f"folds: {search.folds} folds need at least {search.folds} rows; the data has "
+                              f"{rows}", field="folds")
+    units = min(search.evaluations, spec.split.shards or SHARDS_PER_SLOT * max(1, slots))
+    shard = data.shards[0]
+    data.units = [WorkUnit(u, shard.index, shard.rows) for u in range(units)]
+    return data
+
+
+def split_simulation(spec: JobSpec) -> SplitResult:
+    """No data: one unit per shard of the trials."""
+    assert spec.simulation is not None
+    counts = trial_counts(spec.simulation.trials, shard_count(spec))
+    units = [WorkUnit(i, None, n) for i, n in enumerate(counts)]
+    return SplitResult([], None, [], "trials", 0, units=units)
+
+
+def split_task(spec: JobSpec, source: TableSource | None, staging: Path, slots: int = 1) -> SplitResult:
     """The seed's ``split_task``: dispatch on the job type.
 
-    ``data_processing`` splits by the spec's strategy; ``machine_learning``,
-    ``simulation`` and anything else run unsplit (one shard, the whole input).
+    ``data_processing`` splits by the spec's strategy; ``machine_learning`` stores
+    the dataset once and splits the grid × folds; ``simulation`` splits the
+    trials and reads no data; anything else runs unsplit (one shard, the whole input).
     """
+    if spec.type == "simulation":
+        return split_simulation(spec)
+    if source is None:
+        raise ValidationError(f"input: a {spec.type} job needs a dataset", field="input")
+    if spec.type == "machine_learning":
+        return split_grid_search(source, spec, staging, slots)
     return split_data(source, spec, staging, slots)

@@ -2,6 +2,8 @@
 
 ``python -m hivemind_core submit SPEC.json DATA [--pool HOST:PORT] [--wait] [--output FILE]``
 
+DATA is the dataset; a simulation reads none, so for it DATA is ``-`` or left out.
+
 Without ``--pool`` and without ``HIVEMIND_NODE_POOL`` the commands use the
 embedded cluster of the data dir (``HIVEMIND_DATA_DIR``): the one the app runs,
 or one started for the command's duration. Commands act as the local admin
@@ -26,14 +28,15 @@ from hivemind_core.client import NodePoolClient
 from hivemind_core.config import Settings, get_settings
 from hivemind_core.db import get_engine
 from hivemind_core.errors import HiveMindError, NotFoundError, ValidationError
-from hivemind_core.jobs.readers import open_source
-from hivemind_core.jobs.spec import parse_spec, validate_against_schema
+from hivemind_core.jobs.inputs import open_job_input
+from hivemind_core.jobs.spec import parse_spec
 from hivemind_core.principal import LOCAL_ADMIN, Principal
 from hivemind_core.tasks import states
 from hivemind_core.tasks.models import Task
 from hivemind_core.tasks.service import TaskService
 
 POLL_S = 0.3
+NO_DATA = "-"   # DATA for a job that reads none (a simulation)
 BAR_WIDTH = 30
 
 
@@ -123,25 +126,27 @@ def _wait(service: TaskService, task_id: str, show: Callable[[Task], None] | Non
 # ----------------------------------------------------------------- commands
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    spec_path, data_path = Path(args.spec), Path(args.data)
+    spec_path = Path(args.spec)
+    data_path = Path(args.data) if args.data not in (None, NO_DATA) else None
     try:
         spec_text = spec_path.read_bytes()
     except OSError as exc:
         raise ValidationError(f"spec: cannot read {spec_path}: {exc.strerror}", field="spec") from None
-    if not data_path.is_file():
+    if data_path is not None and not data_path.is_file():
         raise ValidationError(f"input: {data_path} is not a file", field="input")
     if args.output and not args.wait:
         raise ValidationError("--output needs --wait (or fetch it later: result ID --output FILE)")
     # Check spec and data before starting anything: bad input costs nothing and queues nothing.
     job = parse_spec(spec_text)
-    source = open_source(data_path, job.input.format, job.input.delimiter, job.input.encoding, name=data_path.name)
-    validate_against_schema(job, source.type_names())
+    open_job_input(job, data_path)
+    input_name = data_path.name if data_path is not None else ""
 
     settings = _settings(args)
     who = _principal(args, settings)
     with _service(settings, start_cluster=True) as (service, owns_cluster):
-        task = service.submit(who, job, data_path, data_path.name)
-        print(f"submitted task {task.id}: {task.subtasks_total} shards, {task.input_rows} rows")
+        task = service.submit(who, job, data_path, input_name)
+        reads = f"{task.input_rows} rows" if task.input_rows is not None else "no input data"
+        print(f"submitted task {task.id}: {task.subtasks_total} shards, {reads}")
         if not args.wait:
             if owns_cluster:
                 print("note: no app is running the cluster for this data dir; the job stays queued and runs "
@@ -248,9 +253,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--user", metavar="NAME", help="act as this user of the app (default: local admin)")
         return p
 
-    p = common(sub.add_parser("submit", help="submit a data job: SPEC.json DATA"))
+    p = common(sub.add_parser("submit", help="submit a job: SPEC.json DATA"))
     p.add_argument("spec", metavar="SPEC.json", help="job spec (JSON, version 1)")
-    p.add_argument("data", metavar="DATA", help="dataset: CSV, TSV, Parquet or JSON Lines")
+    p.add_argument("data", metavar="DATA", nargs="?",
+                   help="dataset: CSV, TSV, Parquet or JSON Lines (a simulation reads none: - or leave it out)")
     p.add_argument("--wait", action="store_true", help="wait for the result (progress bar on a terminal)")
     p.add_argument("--output", metavar="FILE", help="with --wait: copy the result here")
     p.set_defaults(func=cmd_submit)

@@ -35,7 +35,7 @@ from hivemind_core.client import NodePoolClient, NodePoolError, NodePoolUnavaila
 from hivemind_core.config import Settings
 from hivemind_core.errors import HiveMindError, NotFoundError, PermissionDeniedError, ValidationError
 from hivemind_core.jobs.plan import JobPlan, combine_results, make_plan
-from hivemind_core.jobs.readers import open_source
+from hivemind_core.jobs.inputs import open_job_input
 from hivemind_core.jobs.results import RESULT_EXTENSIONS, read_result
 from hivemind_core.jobs.spec import JobSpec, parse_spec, validate_against_schema
 from hivemind_core.jobs.splitter import split_task
@@ -77,34 +77,38 @@ class TaskService:
 
     # ------------------------------------------------------------------ submit
 
-    def submit(self, who: Principal, spec: dict | str | bytes | JobSpec, data_path: Path,
-               input_name: str) -> Task:
-        """Validate, split, store shards, record and queue. Bad input raises before anything is stored."""
+    def submit(self, who: Principal, spec: dict | str | bytes | JobSpec, data_path: Path | None,
+               input_name: str = "") -> Task:
+        """Validate, split, store shards, record and queue. Bad input raises before anything is stored.
+
+        ``data_path`` is None for a simulation (it reads no data) and a dataset for every other type."""
         if not who.can_submit:
             raise PermissionDeniedError(f"{who.username} is a viewer and cannot submit jobs; "
                                         "ask an administrator for the analyst role.")
         job = parse_spec(spec)
-        data_path = Path(data_path)
-        source = open_source(data_path, job.input.format, job.input.delimiter, job.input.encoding,
-                             name=input_name)
-        validate_against_schema(job, source.type_names())
+        data_path = Path(data_path) if data_path is not None else None
+        source = open_job_input(job, data_path, input_name)
         task_id = uuid.uuid4().hex[:16]
         staging = self.settings.data_dir / "staging" / task_id
         try:
             split = split_task(job, source, staging, self._slots())
-            validate_against_schema(job, split.type_names())   # types may have widened further down
+            if source is not None:
+                validate_against_schema(job, split.type_names())   # types may have widened further down
             plan = make_plan(job, split)
-            blobs = [self.client.put_blob(shard.path) for shard in split.shards]
+            # one blob per shard file, however many subtasks read it (ml: every unit reads the one dataset)
+            blobs = {shard.index: (self.client.put_blob(shard.path), shard.nbytes) for shard in split.shards}
             task = Task(
-                id=task_id, owner=who.username, name=job.name or Path(input_name).stem, type=job.type,
-                spec=json.dumps(job.to_dict()), priority=job.priority, input_name=input_name,
-                input_size=data_path.stat().st_size, input_rows=split.total_rows,
-                result_format=job.output_format, subtasks_total=len(split.shards), plan=plan.to_json(),
+                id=task_id, owner=who.username, name=job.name or Path(input_name).stem or job.type,
+                type=job.type, spec=json.dumps(job.to_dict()), priority=job.priority, input_name=input_name,
+                input_size=data_path.stat().st_size if data_path else 0,
+                input_rows=split.total_rows if source is not None else None,
+                result_format=job.output_format, subtasks_total=len(split.units), plan=plan.to_json(),
             )
             subtasks = [
-                Subtask(task_id=task_id, pool_id=f"{task_id}.{shard.index:05d}", pool_task=task_id,
-                        shard=shard.index, input_blob=sha, rows=shard.rows, bytes=shard.nbytes)
-                for shard, sha in zip(split.shards, blobs, strict=True)
+                Subtask(task_id=task_id, pool_id=f"{task_id}.{unit.index:05d}", pool_task=task_id,
+                        shard=unit.index, input_blob=blobs[unit.shard][0] if unit.shard is not None else "",
+                        rows=unit.rows, bytes=blobs[unit.shard][1] if unit.shard is not None else 0)
+                for unit in split.units
             ]
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -134,7 +138,8 @@ class TaskService:
     @staticmethod
     def _subtask_spec(task: Task, plan: JobPlan, job: JobSpec, sub: Subtask) -> SubtaskSpec:
         return SubtaskSpec(
-            subtask_id=sub.pool_id, task_id=sub.pool_task, operation=plan.operation, params=plan.params,
+            subtask_id=sub.pool_id, task_id=sub.pool_task, operation=plan.operation,
+            params=plan.params_for(sub.shard),
             input_blob=sub.input_blob, priority=task.priority, max_attempts=job.max_attempts,
             memory_mb=job.memory_mb, timeout_s=job.timeout_s,
         )
