@@ -31,6 +31,7 @@ from hivemind_core.config import PROJECT_ROOT, Settings
 from hivemind_core.errors import ConfigError, HiveMindError
 from hivemind_core.nodepool.auth import CLUSTER_TOKEN_ENV, cluster_token_for
 from hivemind_core.nodepool.server import ENDPOINT_FILE, read_endpoint
+from hivemind_core.procwatch import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +41,6 @@ LOCK_FILE = "embedded.lock"
 
 class ClusterStartError(HiveMindError):
     """The embedded node pool or its workers did not come up."""
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -207,7 +198,7 @@ def _exclusive(path: Path) -> Iterator[None]:
 
 def _running_pool(pool_dir: Path, token: str) -> NodePoolClient | None:
     endpoint = read_endpoint(pool_dir)
-    if not endpoint or not _pid_alive(int(endpoint.get("pid", 0))):
+    if not endpoint or not pid_alive(int(endpoint.get("pid", 0))):
         return None
     client = NodePoolClient(endpoint["address"], token)
     try:

@@ -25,9 +25,8 @@ PR_SET_PDEATHSIG = 1
 POLL_S = 0.5
 
 
-def parent_alive(pid: int) -> bool:
-    if os.getppid() != pid:  # re-parented: the original parent is gone
-        return False
+def pid_alive(pid: int) -> bool:
+    """True while a process with this pid exists (also one we may not signal)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -35,6 +34,12 @@ def parent_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def parent_alive(pid: int) -> bool:
+    if os.getppid() != pid:  # re-parented: the original parent is gone
+        return False
+    return pid_alive(pid)
 
 
 def exit_with_parent(pid: int, on_parent_exit: Callable[[], None]) -> threading.Thread:

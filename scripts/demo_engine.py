@@ -19,7 +19,6 @@ Exactly-once is checked from the node pool's own lease records.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import sqlite3

@@ -84,3 +84,27 @@ def stop(proc: subprocess.Popen) -> None:
     except (ProcessLookupError, PermissionError):
         pass
     proc.wait(10)
+
+
+# Settings that would point a test's app at something other than its own data dir.
+_OUTSIDE_SETTINGS = ("HIVEMIND_NODE_POOL", "NODE_POOL_ADDRESS", "DATABASE_URL", "HIVEMIND_MAX_UPLOAD_MB",
+                     "MAX_CONTENT_LENGTH", "HIVEMIND_CLUSTER_TOKEN")
+
+
+@contextmanager
+def shared_data_dir(data_dir: Path) -> Iterator[Path]:
+    """Point this test process at ``data_dir`` for a whole module (the one a served app uses),
+    so tests can seed users and tokens straight into the app's database."""
+    import pytest
+
+    from hivemind_core import db
+
+    with pytest.MonkeyPatch.context() as mp:
+        for var in _OUTSIDE_SETTINGS:
+            mp.delenv(var, raising=False)
+        mp.setenv("HIVEMIND_DATA_DIR", str(data_dir))
+        db.reset_engines()
+        try:
+            yield data_dir
+        finally:
+            db.reset_engines()

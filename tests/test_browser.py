@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hivemind_core import auth, db
+from hivemind_core import auth
 from hivemind_core.principal import Principal
-from tests.app_server import running_app
+from tests.app_server import running_app, shared_data_dir
 from tests.flights import write_flights_csv
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -33,15 +33,8 @@ JOB_MS = 300_000
 
 @pytest.fixture(scope="module")
 def server_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    data_dir = tmp_path_factory.mktemp("browser") / "data"
-    with pytest.MonkeyPatch.context() as mp:
-        for var in ("HIVEMIND_NODE_POOL", "NODE_POOL_ADDRESS", "DATABASE_URL", "HIVEMIND_MAX_UPLOAD_MB",
-                    "MAX_CONTENT_LENGTH", "HIVEMIND_CLUSTER_TOKEN"):
-            mp.delenv(var, raising=False)
-        mp.setenv("HIVEMIND_DATA_DIR", str(data_dir))
-        db.reset_engines()
+    with shared_data_dir(tmp_path_factory.mktemp("browser") / "data") as data_dir:
         yield data_dir
-        db.reset_engines()
 
 
 @pytest.fixture(autouse=True)

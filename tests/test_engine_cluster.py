@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from hivemind_core.client import NodePoolClient, SubtaskSpec
-from hivemind_core.cluster import EmbeddedCluster, connect_cluster
+from hivemind_core.cluster import connect_cluster
 from hivemind_core.config import get_settings
 from hivemind_core.db import get_engine
 from hivemind_core.health import check_health

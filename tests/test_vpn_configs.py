@@ -131,7 +131,7 @@ def test_server_config_lists_only_enabled_peers_and_role_rules(tmp_path: Path) -
     assert f"iptables -A HIVEMIND-VPN-IN -s {w4}/32 -d 10.0.0.1/32 -p tcp --dport 50051 -j ACCEPT" in post_up
     assert f"iptables -A HIVEMIND-VPN-IN -s {u4}/32 -d 10.0.0.1/32 -p tcp --dport 8501 -j ACCEPT" in post_up
     assert f"ip6tables -A HIVEMIND-VPN-IN -s {w6}/128 -d fd00:1::1/128 -p tcp --dport 50051 -j ACCEPT" in post_up
-    assert f"--dport 8501 -j ACCEPT" not in post_up.split(f"-s {w4}/32")[1].split(";")[0]
+    assert "--dport 8501 -j ACCEPT" not in post_up.split(f"-s {w4}/32")[1].split(";")[0]
     assert "-j DROP" in post_up and "MASQUERADE" not in post_up  # no full-tunnel peer: nothing forwarded
     # PostUp/PostDown are valid shell once wg-quick substitutes %i
     for key in ("postup", "postdown"):
