@@ -95,7 +95,7 @@ def test_default_shard_count_comes_from_the_spec_not_the_cluster(tmp_path):
     big, split_big = run_in_process(spec, None, tmp_path / "b", slots=16)
     assert len(split_small.units) == len(split_big.units) == 8
     pd.testing.assert_frame_equal(small, big)
-    few, split_few = run_in_process(spec | {"trials": 3}, None, tmp_path / "c")
+    _, split_few = run_in_process(spec | {"trials": 3}, None, tmp_path / "c")
     assert [u.rows for u in split_few.units] == [1, 1, 1]
 
 

@@ -24,7 +24,11 @@ from tests.pool_procs import PoolProcs
 from tests.test_jobs_cli import cli, pool_env
 from tests.test_jobs_exact import assert_same, expected_groupby
 from tests.test_jobs_ml import assert_same_scores, expected_grid_search
-from tests.test_jobs_simulation import assert_same_moments, expected_moments, shard_outputs
+from tests.test_jobs_simulation import (
+    assert_same_moments,
+    expected_moments,
+    shard_outputs,
+)
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent

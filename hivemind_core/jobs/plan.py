@@ -33,7 +33,6 @@ from hivemind_core.jobs.results import ResultWriter, read_ipc
 from hivemind_core.jobs.spec import JobSpec
 from hivemind_core.jobs.splitter import SplitResult
 
-
 PER_UNIT_KINDS = frozenset({"ml", "simulation"})
 
 

@@ -12,7 +12,6 @@ Every problem raises :class:`~hivemind_core.errors.ValidationError` whose
 
 from __future__ import annotations
 
-import ast
 import json
 import math
 from collections.abc import Mapping

@@ -34,7 +34,7 @@ import pyarrow as pa
 from hivemind_core.errors import ValidationError
 from hivemind_core.jobs.readers import SAMPLE_BYTES, SchemaWidened, TableSource
 from hivemind_core.jobs.simulation import shard_count, trial_counts
-from hivemind_core.jobs.spec import JobSpec, MAX_SHARDS
+from hivemind_core.jobs.spec import MAX_SHARDS, JobSpec
 
 log = logging.getLogger(__name__)
 

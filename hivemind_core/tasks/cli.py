@@ -187,7 +187,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"status    {task.status}")
     print(f"progress  {task.progress:.1f}%  ({task.subtasks_done}/{task.subtasks_total} shards: "
           + ", ".join(f"{n} {st}" for st, n in sorted(counts.items())) + ")")
-    print(f"input     {task.input_name}  ({task.input_rows} rows, {task.input_size} bytes)")
+    if task.input_rows is None:
+        print("input     none (a simulation reads no data)")
+    else:
+        print(f"input     {task.input_name}  ({task.input_rows} rows, {task.input_size} bytes)")
     print(f"created   {_when(task.created_at)}   started {_when(task.started_at)}   "
           f"finished {_when(task.finished_at)}")
     if task.result_path:

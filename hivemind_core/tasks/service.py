@@ -34,8 +34,8 @@ from sqlmodel import Session, col, select
 from hivemind_core.client import NodePoolClient, NodePoolError, NodePoolUnavailable, SubtaskSpec, SubtaskState
 from hivemind_core.config import Settings
 from hivemind_core.errors import HiveMindError, NotFoundError, PermissionDeniedError, ValidationError
-from hivemind_core.jobs.plan import JobPlan, combine_results, make_plan
 from hivemind_core.jobs.inputs import open_job_input
+from hivemind_core.jobs.plan import JobPlan, combine_results, make_plan
 from hivemind_core.jobs.results import RESULT_EXTENSIONS, read_result
 from hivemind_core.jobs.spec import JobSpec, parse_spec, validate_against_schema
 from hivemind_core.jobs.splitter import split_task
