@@ -7,7 +7,7 @@ Where things live:
     secrets_store   generated secrets in the data dir
     sqlite          SQLite engines shared by several processes (WAL, BEGIN IMMEDIATE)
     db              the master's database (SQLModel)
-    monitoring      psutil host metrics
+    monitoring/     host metrics, health report, alerts, node statistics
     cli             ``python -m hivemind_core``
 """
 

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from hivemind_core.config import Settings, get_settings
 from hivemind_core.db import get_engine
 from hivemind_core.logging_setup import setup_logging
-from hivemind_core.staging import remove_stale
+from hivemind_core.tasks.staging import remove_stale
 
 if TYPE_CHECKING:
     from hivemind_core.client import NodePoolClient

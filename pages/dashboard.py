@@ -6,7 +6,7 @@ import time
 import plotly.graph_objects as go
 import streamlit as st
 
-from hivemind_core.system_status import system_status
+from hivemind_core.monitoring.system_status import system_status
 from pages import _ui as ui
 
 TASK_STATES = ("pending", "assigned", "running", "completed", "failed", "cancelled")

@@ -9,7 +9,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from hivemind_core.errors import HiveMindError
-from hivemind_core.nodestats import HISTORY_WINDOWS, cluster_totals, history_columns, node_rows
+from hivemind_core.monitoring.nodestats import HISTORY_WINDOWS, cluster_totals, history_columns, node_rows
 from pages import _ui as ui
 
 who = ui.require_page("nodes")

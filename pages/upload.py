@@ -10,8 +10,8 @@ from hivemind_core.config import get_settings
 from hivemind_core.errors import HiveMindError
 from hivemind_core.jobs.readers import detect_format, preview
 from hivemind_core.jobs.spec import FILTER_OPS, JOB_TYPES, MAX_SHARDS, OUTPUT_FORMATS, aggregations_for_type
-from hivemind_core.spec_builder import SCRIPT_TEMPLATE, FilterRow, SortRow, SpecForm, build_spec, output_columns
-from hivemind_core.staging import stage_upload
+from hivemind_core.jobs.spec_builder import SCRIPT_TEMPLATE, FilterRow, SortRow, SpecForm, build_spec, output_columns
+from hivemind_core.tasks.staging import stage_upload
 from pages import _ui as ui
 
 STAGED_KEY = "upload_staged"   # {"file_id", "path", "name"} of the file staged for this session

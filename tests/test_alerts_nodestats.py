@@ -3,10 +3,10 @@ the dashboard, the Nodes page and the REST API share)."""
 
 from __future__ import annotations
 
-from hivemind_core.alerts import system_alerts
+from hivemind_core.monitoring.alerts import system_alerts
 from hivemind_core.client import MetricPoint, NodeInfo
-from hivemind_core.health import HealthReport
-from hivemind_core.nodestats import cluster_totals, history_columns, node_rows
+from hivemind_core.monitoring.health import HealthReport
+from hivemind_core.monitoring.nodestats import cluster_totals, history_columns, node_rows
 
 NOW = 1_000_000.0
 GIB = 1024 ** 3

@@ -11,7 +11,7 @@ import pytest
 from hivemind_core.errors import ValidationError
 from hivemind_core.jobs.readers import preview
 from hivemind_core.jobs.spec import parse_spec, validate_against_schema
-from hivemind_core.spec_builder import FilterRow, SortRow, SpecForm, build_spec, output_columns
+from hivemind_core.jobs.spec_builder import FilterRow, SortRow, SpecForm, build_spec, output_columns
 
 TYPES = {"carrier": "string", "arr_delay": "float", "distance": "int", "cancelled": "bool"}
 

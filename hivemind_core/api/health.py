@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse
 from hivemind_core import __version__
 from hivemind_core.api.common import blocking, endpoint
 from hivemind_core.db import get_engine
-from hivemind_core.health import HealthReport, check_health
+from hivemind_core.monitoring.health import HealthReport, check_health
 from hivemind_core.runtime import current_runtime
 
 

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from hivemind_core.api.common import blocking, endpoint, jsonable, principal, runtime
-from hivemind_core.nodestats import cluster_totals
+from hivemind_core.monitoring.nodestats import cluster_totals
 
 
 @endpoint

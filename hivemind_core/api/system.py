@@ -7,7 +7,7 @@ from starlette.responses import JSONResponse
 
 from hivemind_core.api.common import blocking, endpoint, jsonable, principal, runtime
 from hivemind_core.principal import Principal
-from hivemind_core.system_status import system_status
+from hivemind_core.monitoring.system_status import system_status
 
 
 @endpoint

@@ -21,7 +21,7 @@ from hivemind_core.api.common import blocking, endpoint, int_param, jsonable, pr
 from hivemind_core.api.uploads import form_text, read_form
 from hivemind_core.errors import PermissionDeniedError, ValidationError
 from hivemind_core.principal import Principal
-from hivemind_core.staging import stage_upload
+from hivemind_core.tasks.staging import stage_upload
 
 MAX_PAGE = 500
 

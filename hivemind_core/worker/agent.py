@@ -28,7 +28,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hivemind_core import monitoring
+from hivemind_core.monitoring.host import system_metrics
 from hivemind_core.errors import HiveMindError
 from hivemind_core.proto import nodepool_pb2 as pb
 from hivemind_core.worker.link import LinkClosed, NodeIdentity, NodeReset, PoolLink
@@ -337,7 +337,7 @@ class WorkerAgent:
                 continue
 
     def _heartbeat(self) -> None:
-        m = monitoring.system_metrics()
+        m = system_metrics()
         with self._cv:
             running = self._running
         self.link.call(self.link.client.nodes_stub.Heartbeat, pb.HeartbeatRequest(metrics=pb.Metrics(

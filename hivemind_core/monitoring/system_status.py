@@ -8,11 +8,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hivemind_core.alerts import Alert, system_alerts
+from hivemind_core.monitoring.alerts import Alert, system_alerts
 from hivemind_core.errors import HiveMindError
-from hivemind_core.health import HealthReport, check_health
-from hivemind_core.monitoring import system_metrics
-from hivemind_core.nodestats import ClusterTotals, cluster_totals
+from hivemind_core.monitoring.health import HealthReport, check_health
+from hivemind_core.monitoring.host import system_metrics
+from hivemind_core.monitoring.nodestats import ClusterTotals, cluster_totals
 from hivemind_core.principal import Principal
 
 if TYPE_CHECKING:

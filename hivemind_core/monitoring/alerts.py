@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from hivemind_core.client import NodeInfo
-    from hivemind_core.health import HealthReport
+    from hivemind_core.monitoring.health import HealthReport
 
 LOW_DISK_PERCENT_FREE = 10.0         # alert when less than this share of the disk is free
 LOW_DISK_BYTES_FREE = 1024 ** 3      # ... or less than 1 GiB
