@@ -232,6 +232,16 @@ class FieldErrors:
         target.error(str(exc))
 
 
+def follow_default(key: str, default: object) -> None:
+    """Let widget ``key`` follow a changing default (a script template that depends on
+    another choice) until the user edits it. Call before creating the widget, and
+    create it without ``value=``: its value comes from the session state set here."""
+    marker = f"_default_of_{key}"
+    if key not in st.session_state or st.session_state[key] == st.session_state.get(marker):
+        st.session_state[key] = default
+    st.session_state[marker] = default
+
+
 def flash(message: str) -> None:
     """A success message for the next run (survives ``st.rerun``)."""
     st.session_state[FLASH_KEY] = message

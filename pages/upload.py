@@ -1,5 +1,8 @@
-"""Upload a dataset, look at it, describe the job (a pipeline built from the real
-columns, or a Python ``process(df)`` script) and submit it."""
+"""Upload a dataset, look at it, describe the job and submit it: a pipeline built
+from the real columns or a ``process(df)`` script (data_processing), a scored
+parameter grid (machine_learning), or a seeded Monte Carlo script (simulation,
+which reads no data and so needs no upload). The specs are built by
+``hivemind_core.jobs.spec_builder``; this page only lays out the fields."""
 
 import json
 from pathlib import Path
@@ -8,15 +11,36 @@ import streamlit as st
 
 from hivemind_core.config import get_settings
 from hivemind_core.errors import HiveMindError
+from hivemind_core.jobs.inputs import takes_data
+from hivemind_core.jobs.job_types import MAX_FOLDS, MAX_TRIALS
 from hivemind_core.jobs.readers import detect_format, preview
 from hivemind_core.jobs.spec import FILTER_OPS, JOB_TYPES, MAX_SHARDS, OUTPUT_FORMATS, aggregations_for_type
-from hivemind_core.jobs.spec_builder import SCRIPT_TEMPLATE, FilterRow, SortRow, SpecForm, build_spec, output_columns
+from hivemind_core.jobs.spec_builder import (
+    DEFAULT_GRID,
+    DEFAULT_TRIALS,
+    SCRIPT_TEMPLATE,
+    SIMULATION_TEMPLATE,
+    FilterRow,
+    GridRow,
+    SortRow,
+    SpecForm,
+    build_spec,
+    default_target,
+    ml_template,
+    output_columns,
+)
 from hivemind_core.tasks.staging import stage_upload
 from pages import _ui as ui
 
 STAGED_KEY = "upload_staged"   # {"file_id", "path", "name"} of the file staged for this session
 FILE_TYPES = ["csv", "tsv", "txt", "parquet", "pq", "jsonl", "ndjson", "json"]
-MAX_FILTERS, MAX_SORT_KEYS = 10, 5
+MAX_FILTERS, MAX_SORT_KEYS, MAX_GRID_PARAMETERS = 10, 5, 10
+MAX_SEED = 2**53 - 1   # the largest whole number a browser's number field holds exactly
+TYPE_HELP = {
+    "data_processing": "filter, group and aggregate the rows, or run process(df) on them",
+    "machine_learning": "score a parameter grid with k-fold cross-validation",
+    "simulation": "seeded Monte Carlo; reads no data",
+}
 
 who = ui.require_page("upload")
 settings = get_settings()
@@ -24,57 +48,48 @@ st.title("Upload a dataset")
 if not who.can_submit:
     st.info("Your role can look but not run jobs.")
     st.stop()
+errors = ui.FieldErrors()
 
-uploaded = st.file_uploader(
-    "Dataset: CSV, TSV, Parquet or JSON Lines", type=FILE_TYPES, key="upload_file",
-    max_upload_size=settings.max_upload_mb,
-)
-st.caption(f"Upload limit: **{settings.max_upload_mb} MB** per file.")
-if uploaded is None:
-    st.session_state.pop(STAGED_KEY, None)
-    st.stop()
 
-staged = st.session_state.get(STAGED_KEY)
-if not staged or staged["file_id"] != uploaded.file_id:
+def drop_staged() -> None:
+    staged = st.session_state.pop(STAGED_KEY, None)
     if staged:
         Path(staged["path"]).unlink(missing_ok=True)
-    path = stage_upload(uploaded, uploaded.name, settings)
-    staged = {"file_id": uploaded.file_id, "path": str(path), "name": uploaded.name}
-    st.session_state[STAGED_KEY] = staged
-data_path = Path(staged["path"])
 
-try:
-    fmt = detect_format(data_path, uploaded.name)
-    head, types = preview(data_path, fmt=fmt, n=20)
-except HiveMindError as exc:
-    st.error(f"This file cannot be read: {exc}")
-    st.stop()
 
-st.subheader("Preview")
-st.caption(f"{uploaded.name} · {fmt} · {ui.fmt_bytes(uploaded.size)} · first {len(head)} rows")
-st.dataframe(head, hide_index=True, width="stretch")
-with st.expander("Column types", expanded=False):
-    st.dataframe([{"column": c, "type": t} for c, t in types.items()], hide_index=True)
-columns = list(types)
+def dataset() -> tuple[Path, str, dict[str, str]]:
+    """The uploader, the staged copy of the file and its preview; stops the page until a readable file is there."""
+    uploaded = st.file_uploader(
+        "Dataset: CSV, TSV, Parquet or JSON Lines", type=FILE_TYPES, key="upload_file",
+        max_upload_size=settings.max_upload_mb,
+    )
+    st.caption(f"Upload limit: **{settings.max_upload_mb} MB** per file.")
+    if uploaded is None:
+        drop_staged()
+        st.stop()
+    staged = st.session_state.get(STAGED_KEY)
+    if not staged or staged["file_id"] != uploaded.file_id:
+        drop_staged()
+        path = stage_upload(uploaded, uploaded.name, settings)
+        staged = {"file_id": uploaded.file_id, "path": str(path), "name": uploaded.name}
+        st.session_state[STAGED_KEY] = staged
+    data_path = Path(staged["path"])
+    try:
+        fmt = detect_format(data_path, uploaded.name)
+        head, types = preview(data_path, fmt=fmt, n=20)
+    except HiveMindError as exc:
+        st.error(f"This file cannot be read: {exc}")
+        st.stop()
+    st.subheader("Preview")
+    st.caption(f"{uploaded.name} · {fmt} · {ui.fmt_bytes(uploaded.size)} · first {len(head)} rows")
+    st.dataframe(head, hide_index=True, width="stretch")
+    with st.expander("Column types", expanded=False):
+        st.dataframe([{"column": c, "type": t} for c, t in types.items()], hide_index=True)
+    return data_path, uploaded.name, types
 
-st.subheader("Job")
-errors = ui.FieldErrors()
-top = st.columns([3, 2, 2])
-name = top[0].text_input("Job name", value=f"{uploaded.name} job", key="job_name")
-with top[0]:
-    errors.slot("name")
-job_type = top[1].selectbox("Task type", JOB_TYPES, key="job_type")
-with top[1]:
-    errors.slot("type")
-mode_label = top[2].radio("Describe the job with", ["a pipeline", "a Python script"], key="job_mode")
-mode = "script" if mode_label == "a Python script" else "pipeline"
 
-form = SpecForm(name=name, type=job_type, mode=mode)
-if mode == "script":
-    form.script = st.text_area("Script — define process(df) returning a DataFrame", value=SCRIPT_TEMPLATE,
-                               height=220, key="job_script")
-    errors.slot("script")
-else:
+def pipeline_fields(form: SpecForm, types: dict[str, str]) -> None:
+    columns = list(types)
     st.markdown("**Filters** (all must hold)")
     n_filters = st.number_input("Number of filters", 0, MAX_FILTERS, 0, key="n_filters")
     for i in range(int(n_filters)):
@@ -115,9 +130,107 @@ else:
     form.limit = int(limit) or None
     errors.slot("pipeline.limit")
 
+
+def grid_search_fields(form: SpecForm, types: dict[str, str]) -> None:
+    columns = list(types)
+    default = default_target(types)
+    c = st.columns([3, 2, 2])
+    form.target = c[0].selectbox(
+        "Target column (rows without it are left out)", [None, *columns],
+        index=columns.index(default) + 1 if default in columns else 0, key="ml_target",
+        format_func=lambda col: "(none)" if col is None else f"{col} ({types[col]})",
+    )
+    with c[0]:
+        errors.slot("target")
+    # The script, metric and direction follow the target's template until edited.
+    template = ml_template(form.target, types)
+    ui.follow_default("ml_script", template.script)
+    ui.follow_default("ml_metric", template.metric)
+    ui.follow_default("ml_maximize", template.maximize)
+    form.metric = c[1].text_input("Ranking metric (empty: the first returned)", key="ml_metric",
+                                  help="A key of the dict fit_score returns; a plain number is the metric 'score'.")
+    with c[1]:
+        errors.slot("metric")
+    form.maximize = c[2].checkbox("Higher is better", key="ml_maximize",
+                                  help="Unchecked for errors such as rmse: the lowest mean ranks first.")
+    with c[2]:
+        errors.slot("maximize")
+    form.script = st.text_area("Script — define fit_score(train, test, params) returning a number or a dict "
+                               "of numbers", key="ml_script", height=360)
+    errors.slot("script")
+
+    st.markdown("**Parameter grid** — every combination is scored on every fold; `params` holds one combination")
+    n_params = st.number_input("Number of parameters", 1, MAX_GRID_PARAMETERS, len(DEFAULT_GRID), key="n_grid")
+    for i in range(int(n_params)):
+        name, values = DEFAULT_GRID[i] if i < len(DEFAULT_GRID) else ("", "")
+        c = st.columns([1, 3])
+        form.grid.append(GridRow(
+            c[0].text_input("Parameter", value=name, key=f"g_name_{i}"),
+            c[1].text_input("Values to try, separated by commas", value=values, key=f"g_vals_{i}",
+                            help="Numbers when every value reads as one (0.1, 1, 10), true/false, else text "
+                                 "(mean, median). A JSON list for values with commas: [\"a,b\", \"c\"]."),
+        ))
+    errors.slot("grid")
+    c = st.columns(2)
+    form.folds = int(c[0].number_input("Folds", 2, MAX_FOLDS, 5, key="ml_folds"))
+    with c[0]:
+        errors.slot("folds")
+    form.seed = int(c[1].number_input("Seed (which rows go to which fold)", 0, MAX_SEED, 0, key="ml_seed"))
+    with c[1]:
+        errors.slot("seed")
+
+
+def simulation_fields(form: SpecForm) -> None:
+    st.caption("A simulation reads no data: nothing to upload. Each shard runs its share of the trials "
+               "on its own seed stream; the same seed and shard count always give the same answer.")
+    form.script = st.text_area("Script — define simulate(rng, n) returning {name: per-trial values} or a "
+                               "DataFrame", value=SIMULATION_TEMPLATE, key="sim_script", height=300)
+    errors.slot("script")
+    c = st.columns(2)
+    form.trials = int(c[0].number_input("Trials (in total)", 1, MAX_TRIALS, DEFAULT_TRIALS, key="sim_trials"))
+    with c[0]:
+        errors.slot("trials")
+    form.seed = int(c[1].number_input("Seed", 0, MAX_SEED, 0, key="sim_seed"))
+    with c[1]:
+        errors.slot("seed")
+
+
+job_type = st.selectbox("Task type", JOB_TYPES, key="job_type", format_func=lambda t: f"{t} — {TYPE_HELP[t]}")
+errors.slot("type")
+if takes_data(job_type):
+    data_path, input_name, types = dataset()
+    default_name = f"{input_name} job"
+else:
+    drop_staged()
+    data_path, input_name, types = None, "", {}
+    default_name = "Monte Carlo simulation"
+
+st.subheader("Job")
+top = st.columns([3, 2])
+name = top[0].text_input("Job name", value=default_name, key="job_name")
+with top[0]:
+    errors.slot("name")
+mode = "pipeline"
+if job_type == "data_processing":
+    mode_label = top[1].radio("Describe the job with", ["a pipeline", "a Python script"], key="job_mode")
+    mode = "script" if mode_label == "a Python script" else "pipeline"
+
+form = SpecForm(name=name, type=job_type, mode=mode)
+if job_type == "machine_learning":
+    grid_search_fields(form, types)
+elif job_type == "simulation":
+    simulation_fields(form)
+elif mode == "script":
+    form.script = st.text_area("Script — define process(df) returning a DataFrame", value=SCRIPT_TEMPLATE,
+                               height=220, key="job_script")
+    errors.slot("script")
+else:
+    pipeline_fields(form, types)
+
 st.markdown("**Run settings**")
 c = st.columns(3)
-shards = c[0].number_input("Shards (0: automatic)", 0, MAX_SHARDS, 0, key="shards")
+shards = c[0].number_input("Shards (0: automatic)", 0, MAX_SHARDS, 0, key="shards",
+                           help="How many subtasks run in parallel.")
 form.shards = int(shards) or None
 with c[0]:
     errors.slot("split")
@@ -125,6 +238,7 @@ form.priority = c[1].slider("Priority (higher runs first)", 0, 9, 5, key="priori
 form.output_format = c[2].selectbox("Output format", OUTPUT_FORMATS, key="output_format")
 with c[2]:
     errors.slot("output")
+errors.slot("input")
 
 with st.expander("Job spec (JSON) — the same document the REST API and the CLI take"):
     try:
@@ -134,7 +248,7 @@ with st.expander("Job spec (JSON) — the same document the REST API and the CLI
 
 if st.button("Submit job", type="primary", key="submit_job"):
     try:
-        task = ui.runtime().tasks.submit(who, build_spec(form, types), data_path, uploaded.name)
+        task = ui.runtime().tasks.submit(who, build_spec(form, types), data_path, input_name)
     except HiveMindError as exc:
         errors.show(exc)
     else:

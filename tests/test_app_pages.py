@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -348,6 +349,86 @@ def test_upload_builds_a_group_by_and_opens_the_new_task(rt: MasterRuntime, user
     task = rt.tasks.get(ANN, task_id)
     assert task.name == "mini.csv job" and task.owner == "ann"
     assert "mini.csv job" in [t.value for t in at.title]
+
+
+def wait_completed(rt: MasterRuntime, who: Principal, task_id: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while (task := rt.tasks.get(who, task_id)).status != "completed":
+        assert task.status not in ("failed", "cancelled") and time.monotonic() < deadline, (task.status, task.error)
+        time.sleep(0.3)
+
+
+def submit_and_open_task(at: AppTest, rt: MasterRuntime, who: Principal) -> str:
+    """Click Submit on the upload page; the new task's page opens; wait for the result and show it."""
+    button(at, "Submit job").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    task_id = at.query_params["task"]
+    task_id = task_id[0] if isinstance(task_id, list) else task_id
+    assert {m.label: m.value for m in at.metric}.get("Status") in ("pending", "assigned", "running", "completed")
+    wait_completed(rt, who, task_id)
+    open_page(at, "tasks", task=task_id)   # AppTest reruns the page it opened, so open the task page itself
+    assert {m.label: m.value for m in at.metric}.get("Status") == "completed", texts(at)
+    return task_id
+
+
+def test_upload_runs_a_grid_search_from_the_form(rt: MasterRuntime, users: None) -> None:
+    from hivemind_core.jobs.spec_builder import ml_template
+    from tests.test_jobs_ml import assert_same_scores, expected_grid_search
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=60)
+    frame = pd.DataFrame({"group": rng.choice(["a", "b"], 60), "x": x, "noise": rng.integers(0, 9, 60),
+                          "y": 2 * x + rng.normal(scale=0.5, size=60)})
+    types = {"group": "string", "x": "float", "noise": "int", "y": "float"}
+    at = open_page(login(ANN.username), "upload")
+    at.selectbox(key="job_type").set_value("machine_learning").run()
+    at.file_uploader[0].upload("model.csv", frame.to_csv(index=False).encode(), "text/csv").run()
+    assert not at.exception
+    # the target is chosen from the real columns; the script starts as a working template for it
+    assert at.selectbox(key="ml_target").options == ["(none)", "group (string)", "x (float)", "noise (int)",
+                                                     "y (float)"]
+    assert at.selectbox(key="ml_target").value == "y"
+    assert at.text_area(key="ml_script").value == ml_template("y", types).script
+    assert at.text_input(key="ml_metric").value == "rmse" and at.checkbox(key="ml_maximize").value is False
+    at.text_input(key="g_vals_0").input(" , ").run()
+    button(at, "Submit job").click().run()
+    assert any(e.value.startswith("grid.alpha: give the values") for e in at.error)  # next to the grid
+    at.text_input(key="job_name").input("ridge on x")
+    at.text_input(key="g_vals_0").input("0.5, 5, 50")
+    at.number_input(key="ml_folds").set_value(3)
+    at.number_input(key="ml_seed").set_value(9).run()
+    task_id = submit_and_open_task(at, rt, ANN)
+    assert "ridge on x" in [t.value for t in at.title]
+
+    expected = expected_grid_search(frame, {"script": ml_template("y", types).script, "grid": {"alpha": [0.5, 5, 50]},
+                                            "folds": 3, "seed": 9, "target": "y", "maximize": False,
+                                            "metric": "rmse"})
+    assert_same_scores(pd.read_csv(rt.tasks.result_path(ANN, task_id)), expected)
+    assert_same_scores(at.dataframe[-1].value, expected)   # the page's preview
+
+
+def test_upload_runs_a_simulation_without_a_file(rt: MasterRuntime, users: None) -> None:
+    from hivemind_core.jobs.spec_builder import SIMULATION_TEMPLATE
+    from tests.test_jobs_simulation import assert_same_moments, expected_moments, shard_outputs
+
+    at = open_page(login(ANN.username), "upload")
+    at.selectbox(key="job_type").set_value("simulation").run()
+    assert not at.exception and not at.file_uploader   # nothing to upload
+    assert at.text_area(key="sim_script").value == SIMULATION_TEMPLATE
+    at.number_input(key="sim_trials").set_value(2)
+    at.number_input(key="shards").set_value(3).run()
+    button(at, "Submit job").click().run()
+    assert any(e.value.startswith("split.shards: 3 shards for 2 trials") for e in at.error)   # at the shards field
+    at.text_input(key="job_name").input("pi from the page")
+    at.number_input(key="sim_trials").set_value(20_001)
+    at.number_input(key="sim_seed").set_value(5).run()
+    task_id = submit_and_open_task(at, rt, ANN)
+    assert "pi from the page" in [t.value for t in at.title]
+    assert rt.tasks.get(ANN, task_id).input_rows is None
+
+    expected = expected_moments(shard_outputs(SIMULATION_TEMPLATE, 20_001, 5, 3))
+    assert_same_moments(pd.read_csv(rt.tasks.result_path(ANN, task_id)), expected)
+    assert_same_moments(at.dataframe[-1].value, expected)
 
 
 def test_tasks_page_with_10000_tasks(rt: MasterRuntime, users: None) -> None:

@@ -1,17 +1,35 @@
-"""The upload form's spec builder: typed filter values, field paths in errors,
-and specs the job-spec parser accepts against a real dataset's schema."""
+"""The upload form's spec builder: typed filter and grid values, field paths in
+errors, specs the job-spec parser accepts against a real dataset's schema, and
+script templates that run as they are (checked in process against the same
+independent cross-validation and seed-stream computations the job tests use)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from hivemind_core.errors import ValidationError
+from hivemind_core.jobs.inputs import takes_data
 from hivemind_core.jobs.readers import preview
 from hivemind_core.jobs.spec import parse_spec, validate_against_schema
-from hivemind_core.jobs.spec_builder import FilterRow, SortRow, SpecForm, build_spec, output_columns
+from hivemind_core.jobs.spec_builder import (
+    DEFAULT_GRID,
+    SIMULATION_TEMPLATE,
+    FilterRow,
+    GridRow,
+    SortRow,
+    SpecForm,
+    build_spec,
+    default_target,
+    ml_template,
+    output_columns,
+)
+from tests.jobs_local import run_in_process
+from tests.test_jobs_ml import assert_same_scores, expected_grid_search
+from tests.test_jobs_simulation import assert_same_moments, expected_moments, shard_outputs
 
 TYPES = {"carrier": "string", "arr_delay": "float", "distance": "int", "cancelled": "bool"}
 
@@ -60,3 +78,91 @@ def test_script_mode_and_plain_columns() -> None:
     assert build_spec(form, TYPES)["pipeline"] == {"columns": ["carrier", "distance"]}
     assert output_columns(form, list(TYPES)) == ["carrier", "distance"]
     assert output_columns(SpecForm(), list(TYPES)) == list(TYPES)
+
+
+# ---- machine_learning and simulation ------------------------------------------------------------
+
+ML_TYPES = {"carrier": "string", "dist": "int", "late": "float", "night": "bool"}
+
+
+def ml_frame() -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    n = 240
+    dist = rng.integers(100, 3000, n)
+    night = rng.random(n) < 0.3
+    late = 0.01 * dist + 20 * night + rng.normal(0, 5, n)
+    late[::17] = np.nan   # rows without a target are left out
+    carrier = np.where(dist > 1500, "UA", np.where(night, "AA", "DL"))
+    return pd.DataFrame({"carrier": carrier, "dist": dist, "late": late, "night": night})
+
+
+def test_machine_learning_form_builds_the_spec_and_the_parser_takes_it() -> None:
+    form = SpecForm(name="late model", type="machine_learning", mode="pipeline",
+                    script=ml_template("late", ML_TYPES).script,
+                    grid=[GridRow("alpha", "0.1, 1, 10"), GridRow("", ""), GridRow("kind", "mean, median"),
+                          GridRow("center", "true, false"), GridRow("depth", "2, 3.5, 1e1")],
+                    folds=4, seed=11, target="late", maximize=False, metric=" rmse ", shards=3, priority=6)
+    spec = build_spec(form, ML_TYPES)
+    assert spec == {
+        "version": 1, "name": "late model", "type": "machine_learning", "priority": 6,
+        "output": {"format": "csv"}, "split": {"shards": 3}, "script": form.script,
+        "grid": {"alpha": [0.1, 1, 10], "kind": ["mean", "median"], "center": [True, False],
+                 "depth": [2, 3.5, 10.0]},
+        "folds": 4, "seed": 11, "maximize": False, "target": "late", "metric": "rmse",
+    }   # the pipeline mode of the form plays no part in a machine_learning job
+    parsed = parse_spec(spec)
+    validate_against_schema(parsed, ML_TYPES)
+    assert parsed.grid_search.to_dict() == {k: spec[k] for k in ("grid", "folds", "seed", "maximize", "target",
+                                                                 "metric")}
+    no_target = build_spec(SpecForm(type="machine_learning", script=form.script, grid=[GridRow("alpha", "1")]),
+                           ML_TYPES)
+    assert "target" not in no_target and "metric" not in no_target and no_target["maximize"] is True
+
+
+def test_simulation_form_needs_no_dataset() -> None:
+    form = SpecForm(name="pi", type="simulation", script=SIMULATION_TEMPLATE, trials=5000, seed=42, shards=4,
+                    output_format="parquet")
+    spec = build_spec(form)
+    assert spec == {"version": 1, "name": "pi", "type": "simulation", "priority": 5,
+                    "output": {"format": "parquet"}, "split": {"shards": 4}, "script": SIMULATION_TEMPLATE,
+                    "trials": 5000, "seed": 42}
+    parsed = parse_spec(spec)
+    assert parsed.simulation.to_dict() == {"trials": 5000, "seed": 42} and not takes_data(parsed)
+
+
+@pytest.mark.parametrize("rows,target,field", [
+    ([], "late", "grid"),
+    ([GridRow("", "1, 2")], "late", "grid"),
+    ([GridRow("alpha", "1"), GridRow("alpha", "2")], "late", "grid"),
+    ([GridRow("alpha", " , ")], "late", "grid.alpha"),
+    ([GridRow("alpha", "[1, 2")], "late", "grid.alpha"),
+    ([GridRow("alpha", "1")], "no_such_column", "target"),
+])
+def test_bad_machine_learning_fields_name_their_field(rows: list[GridRow], target: str, field: str) -> None:
+    with pytest.raises(ValidationError) as err:
+        build_spec(SpecForm(type="machine_learning", script="x", grid=rows, target=target), ML_TYPES)
+    assert err.value.field == field
+
+
+@pytest.mark.parametrize("target,metric", [("late", "rmse"), ("carrier", "accuracy")])
+def test_ml_templates_run_and_equal_a_plain_cross_validation(tmp_path: Path, target: str, metric: str) -> None:
+    """The script the form starts from works as it is: regression for a number, a classifier otherwise."""
+    csv = tmp_path / "ml.csv"
+    ml_frame().to_csv(csv, index=False)
+    _, types = preview(csv)
+    assert types == ML_TYPES and default_target(types) == "late"
+    template = ml_template(target, types)
+    assert template.metric == metric and template.maximize == (metric == "accuracy")
+    form = SpecForm(type="machine_learning", script=template.script, grid=[GridRow(*DEFAULT_GRID[0])], folds=3,
+                    seed=5, target=target, maximize=template.maximize, metric=template.metric)
+    spec = build_spec(form, types)
+    result, _ = run_in_process(spec, csv, tmp_path / "run")
+    assert_same_scores(result, expected_grid_search(pd.read_csv(csv), spec))
+    assert result[f"{metric}_mean"].notna().all()
+
+
+def test_simulation_template_runs_on_the_documented_seed_streams(tmp_path: Path) -> None:
+    spec = build_spec(SpecForm(type="simulation", script=SIMULATION_TEMPLATE, trials=30_001, seed=3, shards=3))
+    result, _ = run_in_process(spec, None, tmp_path)
+    assert_same_moments(result, expected_moments(shard_outputs(SIMULATION_TEMPLATE, 30_001, 3, 3)))
+    assert result["key"].tolist() == ["pi", "distance"] and abs(result.loc[0, "mean"] - np.pi) < 0.05

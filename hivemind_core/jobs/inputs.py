@@ -14,8 +14,9 @@ from hivemind_core.jobs.readers import TableSource, open_source
 from hivemind_core.jobs.spec import JobSpec, validate_against_schema
 
 
-def takes_data(spec: JobSpec) -> bool:
-    return spec.type != "simulation"
+def takes_data(spec: JobSpec | str) -> bool:
+    """Does a job of this spec (or job type name) read a dataset?"""
+    return (spec if isinstance(spec, str) else spec.type) != "simulation"
 
 
 def open_job_input(spec: JobSpec, data_path: Path | None, name: str | None = None) -> TableSource | None:

@@ -1,10 +1,18 @@
 """Build a job spec (v1 JSON) from what a form collects: the upload page's
 widgets give plain text and choices, this turns them into typed spec values
 using the dataset's column types. Errors carry the spec field they concern,
-so the page shows them next to that field."""
+so the page shows them next to that field.
+
+Every job type is built here: ``data_processing`` (a pipeline or a
+``process(df)`` script), ``machine_learning`` (a ``fit_score`` script with a
+parameter grid) and ``simulation`` (a ``simulate`` script; no dataset). The
+script templates a form starts from come from here too.
+"""
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -19,6 +27,22 @@ SCRIPT_TEMPLATE = '''import pandas as pd
 def process(df: pd.DataFrame) -> pd.DataFrame:
     """Called once per shard of the data; return the rows you want in the result."""
     return df
+'''
+NUMERIC_TYPES = ("int", "float", "bool")
+DEFAULT_GRID = (("alpha", "0.1, 1, 10"),)   # the parameter the ML templates use
+DEFAULT_TRIALS = 100_000
+SIMULATION_TEMPLATE = '''import numpy as np
+
+
+def simulate(rng: np.random.Generator, n: int) -> dict:
+    """Run n trials with rng (each shard gets its own seed stream).
+
+    Return {name: one outcome per trial}: the result has one row per name with
+    count, sum, mean, std, var, min and max over all trials. Here: n random points
+    in the unit square; 4 x (inside the quarter circle) estimates pi.
+    """
+    x, y = rng.random(n), rng.random(n)
+    return {"pi": 4.0 * (x * x + y * y <= 1.0), "distance": np.hypot(x, y)}
 '''
 
 
@@ -36,6 +60,12 @@ class SortRow:
 
 
 @dataclass
+class GridRow:
+    name: str
+    values: str = ""  # as typed, comma-separated: "0.1, 1, 10" or "mean, median"
+
+
+@dataclass
 class SpecForm:
     name: str = ""
     type: str = "data_processing"
@@ -50,6 +80,15 @@ class SpecForm:
     priority: int = 5
     output_format: str = "csv"
     script: str = ""
+    # machine_learning
+    grid: list[GridRow] = field(default_factory=list)
+    folds: int = 5
+    seed: int = 0                                              # machine_learning and simulation
+    target: str | None = None
+    maximize: bool = True
+    metric: str = ""                                           # empty: the first one fit_score returns
+    # simulation
+    trials: int = DEFAULT_TRIALS
 
 
 def _scalar(text: str, type_name: str, path: str) -> Any:
@@ -93,6 +132,143 @@ def filter_value(row: FilterRow, type_name: str, path: str) -> Any:
     return _scalar(row.value, type_name, path)
 
 
+def _grid_item(text: str) -> int | float | bool | str | None:
+    """One value as a number or true/false when it reads as one (None: it does not)."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None   # "nan" / "inf" stay text
+
+
+def grid_values(text: str, path: str) -> list[Any]:
+    """The values of one grid parameter from the form's text.
+
+    ``"0.1, 1, 10"`` gives numbers when every value reads as a number,
+    ``"true, false"`` gives true/false, anything else stays text
+    (``"mean, median"``). A JSON list (``["a,b", "c"]``) is taken as it is.
+    """
+    text = text.strip()
+    if text.startswith("["):
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(f"{path}: not a valid JSON list ({exc.msg}); or write the values "
+                                  "separated by commas", field=path) from None
+        if not isinstance(values, list):
+            raise ValidationError(f"{path}: write the values separated by commas", field=path)
+        return values
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise ValidationError(f"{path}: give the values to try, separated by commas (e.g. 0.1, 1, 10)",
+                              field=path)
+    numbers = [_grid_item(item) for item in items]
+    if all(n is not None for n in numbers):
+        return numbers
+    if all(item.lower() in ("true", "false") for item in items):
+        return [item.lower() == "true" for item in items]
+    return items
+
+
+def build_grid(rows: Sequence[GridRow]) -> dict[str, list[Any]]:
+    """The ``grid`` of a machine_learning spec from the form's rows (blank rows are skipped)."""
+    grid: dict[str, list[Any]] = {}
+    for i, row in enumerate(rows):
+        name = row.name.strip()
+        if not name and not row.values.strip():
+            continue
+        if not name:
+            raise ValidationError(f"grid: parameter {i + 1} has values but no name", field="grid")
+        if name in grid:
+            raise ValidationError(f"grid: parameter {name!r} is listed twice; give each parameter one row",
+                                  field="grid")
+        grid[name] = grid_values(row.values, f"grid.{name}")
+    if not grid:
+        raise ValidationError("grid: give at least one parameter with the values to try (e.g. alpha: 0.1, 1, 10)",
+                              field="grid")
+    return grid
+
+
+@dataclass(frozen=True)
+class MlTemplate:
+    """A working ``fit_score`` script for a target column, with the metric it ranks by."""
+
+    script: str
+    metric: str
+    maximize: bool
+
+
+_ML_HEADER = '''import numpy as np
+import pandas as pd
+
+TARGET = {target}
+FEATURES = {features}  # the numeric columns it is predicted from
+
+
+def fit_score(train: pd.DataFrame, test: pd.DataFrame, params: dict) -> dict:
+    """{summary}
+
+    Called once per parameter combination of the grid (params) and fold; return
+    a number or a dict of numbers (the metric named in the form ranks them).
+    """
+    fill = train[FEATURES].astype(float).mean().fillna(0.0)
+
+    def design(df: pd.DataFrame) -> np.ndarray:
+        x = df[FEATURES].astype(float).fillna(fill).to_numpy()
+        return np.column_stack([np.ones(len(df)), x])
+
+    x = design(train)
+    ridge = x.T @ x + params["alpha"] * np.eye(x.shape[1])
+'''
+_ML_REGRESSION = '''    weights = np.linalg.solve(ridge, x.T @ train[TARGET].to_numpy(float))
+    error = design(test) @ weights - test[TARGET].to_numpy(float)
+    return {"rmse": float(np.sqrt(np.mean(error**2))), "mae": float(np.mean(np.abs(error)))}
+'''
+_ML_CLASSIFIER = '''    classes, codes = np.unique(train[TARGET].astype(str).to_numpy(), return_inverse=True)
+    weights = np.linalg.solve(ridge, x.T @ np.eye(len(classes))[codes])
+    predicted = classes[np.argmax(design(test) @ weights, axis=1)]
+    return {"accuracy": float(np.mean(predicted == test[TARGET].astype(str).to_numpy()))}
+'''
+_ML_NO_TARGET = '''import pandas as pd
+
+
+def fit_score(train: pd.DataFrame, test: pd.DataFrame, params: dict) -> float:
+    """Fit a model with params on train and return its score on test (or a dict of scores).
+
+    Choose a target column in the form for a ready-made template.
+    """
+    raise NotImplementedError("write the model here")
+'''
+
+
+def default_target(types: Mapping[str, str]) -> str | None:
+    """The column a new machine_learning form predicts: the last float column, else the last int one."""
+    for wanted in ("float", "int"):
+        found = [c for c, t in types.items() if t == wanted]
+        if found:
+            return found[-1]
+    return next(iter(types), None)
+
+
+def ml_template(target: str | None, types: Mapping[str, str]) -> MlTemplate:
+    """A ridge model of ``target`` on the other numeric columns, tuned by the grid parameter ``alpha``:
+    regression (rmse, lower is better) for a numeric target, else a classifier (accuracy)."""
+    if target is None or target not in types:
+        return MlTemplate(_ML_NO_TARGET, "", True)
+    features = [c for c, t in types.items() if t in NUMERIC_TYPES and c != target]
+    regression = types[target] in ("int", "float")
+    summary = ("Ridge regression of TARGET on FEATURES: fit on train, score on test." if regression else
+               "Ridge classifier of TARGET on FEATURES (a least-squares fit per class): fit on train, score on test.")
+    head = _ML_HEADER.format(target=json.dumps(target), features=json.dumps(features), summary=summary)
+    if regression:
+        return MlTemplate(head + _ML_REGRESSION, "rmse", False)
+    return MlTemplate(head + _ML_CLASSIFIER, "accuracy", True)
+
+
 def output_columns(form: SpecForm, input_columns: Sequence[str]) -> list[str]:
     """The result's columns (what sort can refer to)."""
     if form.aggregate:
@@ -100,8 +276,9 @@ def output_columns(form: SpecForm, input_columns: Sequence[str]) -> list[str]:
     return list(form.columns) if form.columns else list(input_columns)
 
 
-def build_spec(form: SpecForm, types: Mapping[str, str]) -> dict[str, Any]:
-    """The job spec for ``form`` over a dataset whose columns have ``types``."""
+def build_spec(form: SpecForm, types: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The job spec for ``form`` over a dataset whose columns have ``types`` (None: no dataset, a simulation)."""
+    types = types or {}
     spec: dict[str, Any] = {
         "version": 1,
         "name": form.name.strip(),
@@ -111,6 +288,10 @@ def build_spec(form: SpecForm, types: Mapping[str, str]) -> dict[str, Any]:
     }
     if form.shards:
         spec["split"] = {"shards": form.shards}
+    if form.type == "machine_learning":
+        return spec | _grid_search_fields(form, types)
+    if form.type == "simulation":
+        return spec | {"script": form.script, "trials": form.trials, "seed": form.seed}
     if form.mode == "script":
         spec["script"] = form.script
         return spec
@@ -137,3 +318,16 @@ def build_spec(form: SpecForm, types: Mapping[str, str]) -> dict[str, Any]:
     if pipeline:
         spec["pipeline"] = pipeline
     return spec
+
+
+def _grid_search_fields(form: SpecForm, types: Mapping[str, str]) -> dict[str, Any]:
+    fields: dict[str, Any] = {"script": form.script, "grid": build_grid(form.grid), "folds": form.folds,
+                              "seed": form.seed, "maximize": bool(form.maximize)}
+    if form.target:
+        if form.target not in types:
+            raise ValidationError(f"target: the data has no column {form.target!r}; choose one of its columns",
+                                  field="target")
+        fields["target"] = form.target
+    if form.metric.strip():
+        fields["metric"] = form.metric.strip()
+    return fields
