@@ -19,8 +19,10 @@ from hivemind_core import auth
 from hivemind_core.principal import Principal
 from tests.app_server import running_app, shared_data_dir
 from tests.flights import flights_frame
+from tests.test_jobs_simulation import assert_same_moments, expected_moments, shard_outputs
 
 pytestmark = pytest.mark.slow
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 UPLOAD_LIMIT_MB = 8
 FLIGHT_ROWS = 40_000
 ADMIN, ANN, BOB, VIC = (Principal("root", "admin"), Principal("ann", "analyst"), Principal("bob", "analyst"),
@@ -218,6 +220,31 @@ def test_system_status(base: str, tokens: dict[str, str]) -> None:
     assert body["health"]["node_pool_ok"] and body["health"]["database_ok"]
     assert 0 <= body["host"]["cpu_percent"] <= 100 and body["host"]["disk_total"] > 0
     assert body["totals"]["nodes"] == 2 and set(body["task_counts"]) >= {"pending", "completed", "failed"}
+
+
+def test_simulation_is_submitted_without_a_data_part(base: str, tokens: dict[str, str], flights_csv: Path) -> None:
+    ann = hdr(tokens["ann"])
+    simulation = json.loads((EXAMPLES / "pi_simulation.json").read_text()) | {"trials": 40_000}
+    grid_search = json.loads((EXAMPLES / "delay_model_grid_search.json").read_text())
+    before = requests.get(f"{base}/api/tasks", headers=ann, timeout=30).json()["total"]
+    with open(flights_csv, "rb") as fh:
+        r = requests.post(f"{base}/api/tasks", headers=ann, timeout=120, files={
+            "spec": (None, json.dumps(simulation)), "data": (flights_csv.name, fh, "text/csv")})
+    assert r.status_code == 400 and r.json()["field"] == "data" and "reads no data" in r.json()["error"], r.text
+    r = requests.post(f"{base}/api/tasks", headers=ann, timeout=30, files={"spec": (None, json.dumps(grid_search))})
+    assert r.status_code == 400 and r.json()["field"] == "data", r.text
+    assert "machine_learning job needs the dataset" in r.json()["error"]
+    assert requests.get(f"{base}/api/tasks", headers=ann, timeout=30).json()["total"] == before
+
+    r = requests.post(f"{base}/api/tasks", headers=ann, timeout=30, files={"spec": (None, json.dumps(simulation))})
+    assert r.status_code == 201, r.text
+    done = wait_final(base, tokens["ann"], r.json()["task_id"])
+    assert done["status"] == "completed" and done["input_rows"] is None, done
+    assert len(done["subtasks"]) == simulation["split"]["shards"]
+    r = requests.get(f"{base}/api/tasks/{done['id']}/result", headers=ann, timeout=60)
+    expected = expected_moments(shard_outputs(simulation["script"], 40_000, simulation["seed"],
+                                              simulation["split"]["shards"]))
+    assert_same_moments(pd.read_csv(io.BytesIO(r.content)), expected)
 
 
 def test_health_is_503_when_the_node_pool_stops(base: str) -> None:

@@ -1,5 +1,6 @@
-"""``/api/tasks``: list, submit (multipart: spec + data), show, cancel, retry,
-delete, download the result — all through the one ``TaskService``.
+"""``/api/tasks``: list, submit (multipart: spec + data; a simulation sends no
+data), show, cancel, retry, delete, download the result — all through the one
+``TaskService``.
 
 Permissions are the UI's: analysts and admins use tasks (analysts only their
 own; someone else's task is 404, as if it did not exist), viewers have no
@@ -13,13 +14,15 @@ import mimetypes
 from pathlib import Path
 from typing import Any
 
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from hivemind_core.api.common import blocking, endpoint, int_param, jsonable, principal, runtime
 from hivemind_core.api.uploads import form_text, read_form
 from hivemind_core.errors import PermissionDeniedError, ValidationError
+from hivemind_core.jobs.inputs import takes_data
+from hivemind_core.jobs.spec import JobSpec, parse_spec
 from hivemind_core.principal import Principal
 from hivemind_core.tasks.staging import stage_upload
 
@@ -65,11 +68,29 @@ async def list_tasks(request: Request) -> JSONResponse:
     return JSONResponse({"tasks": [task_json(t) for t in tasks], "total": total, "offset": offset, "limit": limit})
 
 
-def _submit(who: Principal, spec: str, upload: UploadFile) -> Any:
+def _data_part(form: FormData, job: JobSpec) -> UploadFile | None:
+    """The dataset of the request: required for every job type that reads data, refused for a simulation."""
+    data = form.get("data")
+    if isinstance(data, UploadFile) and not data.filename and not data.size:
+        data = None   # an HTML form's file field left empty
+    if takes_data(job):
+        if not isinstance(data, UploadFile):
+            raise ValidationError(f"The request has no 'data' file part: a {job.type} job needs the dataset to "
+                                  "process (curl: -F data=@file.csv).", field="data")
+        return data
+    if data is not None:
+        raise ValidationError(f"A {job.type} job reads no data: send the 'spec' part only, without 'data'.",
+                              field="data")
+    return None
+
+
+def _submit(who: Principal, job: JobSpec, upload: UploadFile | None) -> Any:
     rt = runtime()
+    if upload is None:
+        return rt.tasks.submit(who, job, None)
     path = stage_upload(upload.file, upload.filename or "data", rt.settings)
     try:
-        return rt.tasks.submit(who, spec, path, upload.filename or path.name)
+        return rt.tasks.submit(who, job, path, upload.filename or path.name)
     finally:
         path.unlink(missing_ok=True)
 
@@ -79,11 +100,8 @@ async def submit_task(request: Request) -> JSONResponse:
     who = await _task_user(request)
     form = await read_form(request, runtime().settings.max_upload_mb)
     try:
-        spec = await form_text(form, "spec")
-        data = form.get("data")
-        if not isinstance(data, UploadFile):
-            raise ValidationError("The request has no 'data' file part (the dataset to process).", field="data")
-        task = await blocking(_submit, who, spec, data)
+        job = await blocking(parse_spec, await form_text(form, "spec"))   # its type says whether data belongs
+        task = await blocking(_submit, who, job, _data_part(form, job))
     finally:
         await form.close()
     body = task_json(task)
