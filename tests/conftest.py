@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 import sys
 from pathlib import Path
 
@@ -50,3 +51,13 @@ def subprocess_env(isolated_env: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return env
+
+
+@pytest.fixture(autouse=True)
+def restore_main_module() -> Iterator[None]:
+    """Streamlit's script runner (AppTest) installs the page it runs as ``__main__``.
+    Left there, every later ``multiprocessing`` spawn in this pytest process would
+    re-run that page in its child; put the real ``__main__`` back after each test."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main

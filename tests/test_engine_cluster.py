@@ -127,8 +127,10 @@ def _all_gone(procs: list[psutil.Process]) -> bool:
 
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL, signal.SIGINT])
 def test_embedded_cluster_leaves_no_orphans_when_its_parent_dies(tmp_path: Path, how: signal.Signals) -> None:
-    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(tmp_path / "pool")], cwd=ROOT,
-                              env=subprocess_env(), stdout=subprocess.PIPE, text=True)
+    parent_log = tmp_path / "parent.log"
+    with open(parent_log, "w") as err:
+        parent = subprocess.Popen([sys.executable, "-c", PARENT, str(tmp_path / "pool")], cwd=ROOT,
+                                  env=subprocess_env(), stdout=subprocess.PIPE, stderr=err, text=True)
     children: list[psutil.Process] = []
     try:
         assert "address" in json.loads(parent.stdout.readline())
@@ -136,7 +138,11 @@ def test_embedded_cluster_leaves_no_orphans_when_its_parent_dies(tmp_path: Path,
         # the node pool, 2 workers and their sandbox processes
         assert len(children) >= 4, [c.cmdline() for c in children]
         parent.send_signal(how)
-        parent.wait(30)
+        try:
+            parent.wait(60)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the parent did not exit after {how.name}; its log:\n"
+                                 + parent_log.read_text()[-4000:]) from None
         wait_until(lambda: _all_gone(children), 30, f"every child to exit after {how.name}")
     finally:
         if parent.poll() is None:
