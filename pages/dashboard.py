@@ -1,5 +1,6 @@
 """Dashboard: is everything up (node pool, database, workers), this host's
-resources, task counts and throughput, alerts — refreshed every 5 s."""
+resources, task counts and throughput of all users (numbers only; analysts
+also see their own counts), alerts — refreshed every 5 s."""
 
 import time
 
@@ -45,18 +46,26 @@ def live() -> None:
 
     left, right = st.columns(2)
     with left:
-        st.subheader("Tasks by status" + ("" if who.is_admin else " (yours)"))
+        st.subheader("Tasks by status (all users)")
         counts = {s: int(status.task_counts.get(s, 0)) for s in TASK_STATES}
-        fig = go.Figure(go.Bar(x=list(counts), y=list(counts.values()),
+        fig = go.Figure(go.Bar(name="all users", x=list(counts), y=list(counts.values()),
                                marker_color=[STATE_COLORS[s] for s in counts]))
-        fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10), yaxis_title="tasks")
+        if status.own_task_counts is not None:
+            own = [int(status.own_task_counts.get(s, 0)) for s in TASK_STATES]
+            fig.add_trace(go.Bar(name="yours", x=list(TASK_STATES), y=own, marker_color="#5c6bc0"))
+            st.caption("Your tasks: " + " · ".join(f"{state} {n}" for state, n in zip(TASK_STATES, own, strict=True)))
+        fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10), yaxis_title="tasks", barmode="group",
+                          showlegend=status.own_task_counts is not None)
         st.plotly_chart(fig, key="task_counts", width="stretch")
     with right:
-        st.subheader("Jobs finished per hour (last 24 h)")
-        hourly = rt.tasks.finished_per_hour(who, hours=24)
-        fig = go.Figure(go.Bar(x=[ui.local_time(h) for h, _ in hourly], y=[n for _, n in hourly], marker_color="#F5A623"))
+        st.subheader("Jobs finished per hour, last 24 h (all users)")
+        hourly = status.finished_per_hour
+        fig = go.Figure(go.Bar(x=[ui.local_time(h) for h, _ in hourly], y=[n for _, n in hourly],
+                               marker_color="#F5A623"))
         fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10), yaxis_title="jobs")
         st.plotly_chart(fig, key="finished_per_hour", width="stretch")
+    st.caption("Task numbers count every user's tasks (numbers only, no names or owners)"
+               + ("; the Tasks page lists yours." if who.can_submit else "."))
     st.caption(f"Updated {time.strftime('%H:%M:%S')} · refreshes every 5 s")
 
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import io
 import json
+import sqlite3
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pandas as pd
@@ -213,13 +215,21 @@ def test_upload_over_the_limit_is_413(base: str, tokens: dict[str, str], tmp_pat
     assert requests.get(f"{base}/api/tasks", headers=hdr(ann), timeout=30).json()["total"] == before
 
 
-def test_system_status(base: str, tokens: dict[str, str]) -> None:
+def test_system_status(base: str, tokens: dict[str, str], server_env: Path) -> None:
     r = requests.get(f"{base}/api/system/status", headers=hdr(tokens["vic"]), timeout=30)
     assert r.status_code == 200
     body = r.json()
     assert body["health"]["node_pool_ok"] and body["health"]["database_ok"]
     assert 0 <= body["host"]["cpu_percent"] <= 100 and body["host"]["disk_total"] > 0
     assert body["totals"]["nodes"] == 2 and set(body["task_counts"]) >= {"pending", "completed", "failed"}
+    # task numbers are every user's (counts only) for every role; an analyst also gets their own
+    with closing(sqlite3.connect(server_env / "master.db")) as conn:
+        everyone = dict(conn.execute("SELECT status, COUNT(*) FROM tasks GROUP BY status").fetchall())
+        anns = dict(conn.execute("SELECT status, COUNT(*) FROM tasks WHERE owner = 'ann' GROUP BY status").fetchall())
+    assert body["task_counts"] == {s: everyone.get(s, 0) for s in body["task_counts"]}
+    assert body["own_task_counts"] is None and len(body["finished_per_hour"]) == 24
+    body = requests.get(f"{base}/api/system/status", headers=hdr(tokens["ann"]), timeout=30).json()
+    assert body["own_task_counts"] == {s: anns.get(s, 0) for s in body["task_counts"]}
 
 
 def test_simulation_is_submitted_without_a_data_part(base: str, tokens: dict[str, str], flights_csv: Path) -> None:

@@ -3,8 +3,12 @@ cluster (node pool + 1 worker process) and a real SQLite database."""
 
 from __future__ import annotations
 
+import json
+import re
+import sqlite3
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -232,10 +236,50 @@ def test_dashboard_shows_health_host_and_counts(rt: MasterRuntime, tasks: dict[s
     assert metrics["CPU"].endswith("%") and metrics["Disk"].endswith("%")
     charts = at.get("plotly_chart")
     assert len(charts) == 2
-    import json
     counts_fig = json.loads(charts[0].proto.spec)
     bars = dict(zip(counts_fig["data"][0]["x"], counts_fig["data"][0]["y"], strict=True))
     assert bars["completed"] == rt.tasks.counts_by_status(ADMIN)["completed"] >= 2
+
+
+def sql(data_dir: Path, query: str, *args: object) -> list[tuple]:
+    """Straight from the SQLite file, past the task service."""
+    with closing(sqlite3.connect(data_dir / "master.db")) as conn:
+        return conn.execute(query, args).fetchall()
+
+
+def chart_bars(at: AppTest, index: int) -> list[dict]:
+    return [dict(zip(trace["x"], trace["y"], strict=True))
+            for trace in json.loads(at.get("plotly_chart")[index].proto.spec)["data"]]
+
+
+def test_dashboard_task_numbers_are_system_wide_counts_only(rt: MasterRuntime, tasks: dict[str, str],
+                                                            app_env: Path) -> None:
+    from bench.tasks_page import insert_tasks
+
+    insert_tasks(rt.engine, "otto", 5)   # a few failed and cancelled ones besides the completed
+    deadline = time.monotonic() + 120    # other tests' tasks may still run: wait for stable numbers
+    while sql(app_env, "SELECT COUNT(*) FROM tasks WHERE status IN ('pending', 'assigned', 'running')")[0][0]:
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    counts = {s: 0 for s in ("pending", "assigned", "running", "completed", "failed", "cancelled")}
+    expected = counts | dict(sql(app_env, "SELECT status, COUNT(*) FROM tasks GROUP BY status"))
+    finished = sql(app_env, "SELECT COUNT(*) FROM tasks WHERE finished_at IS NOT NULL")[0][0]
+    assert sql(app_env, "SELECT COUNT(*) FROM tasks WHERE owner = ?", VIC.username)[0][0] == 0
+    assert expected["completed"] >= 2 and expected["failed"] >= 2 and finished >= 2
+
+    at = login(VIC.username)
+    assert chart_bars(at, 0) == [expected]   # every user's tasks; no "yours" for a viewer, who has none
+    assert sum(chart_bars(at, 1)[0].values()) == finished
+    assert "Tasks by status (all users)" in texts(at) and "Task numbers count every user's tasks" in texts(at)
+    shown = "\n".join([texts(at), *(m.label + str(m.value) for m in at.metric),
+                        *(c.proto.spec for c in at.get("plotly_chart"))])
+    for task_id, owner, name in sql(app_env, "SELECT id, owner, name FROM tasks"):
+        assert task_id not in shown and name not in shown and not re.search(rf"\b{re.escape(owner)}\b", shown)
+
+    ann = login(ANN.username)   # an analyst: the same system numbers, and their own beside them
+    own = counts | dict(sql(app_env, "SELECT status, COUNT(*) FROM tasks WHERE owner = ? GROUP BY status", "ann"))
+    assert chart_bars(ann, 0) == [expected, own] and own != expected
+    assert "Your tasks: " + " · ".join(f"{s} {n}" for s, n in own.items()) in texts(ann)
 
 
 def test_nodes_page_lists_the_worker_with_history(rt: MasterRuntime, users: None) -> None:

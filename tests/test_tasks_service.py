@@ -92,6 +92,17 @@ def test_list_10000_tasks_pages_counts_and_permissions():
         service.list(ALICE, status="bogus")
 
 
+def test_system_wide_numbers_count_every_owner():
+    """The dashboard's numbers for every role: all owners' tasks, whoever asks (no principal needed)."""
+    _insert_tasks(600, ("alice", "bob"))
+    service = _offline_service()
+    assert service.system_counts_by_status() == {s: 100 for s in states.STATUSES} == service.counts_by_status(ADMIN)
+    assert sum(service.counts_by_status(ALICE).values()) == 300
+    finished = [n for _, n in service.system_finished_per_hour(24)]   # finished 0-299 minutes ago: all in the window
+    assert len(finished) == 24 and sum(finished) == 300 == sum(1 for i in range(600) if i % 6 >= 3)
+    assert sum(n for _, n in service.finished_per_hour(ALICE, 24)) == 100   # alice: the even rows
+
+
 def test_list_queries_use_indexes():
     db.get_engine()
     with db.get_engine().connect() as conn:

@@ -43,7 +43,8 @@ def system_alerts(
             alerts.append(Alert("warning", f"Node {node.name} is low on disk ({node.disk_percent:.0f}% used)."))
     failed = int(task_counts.get("failed", 0))
     if failed:
-        alerts.append(Alert("warning", f"{failed} task(s) failed; open Tasks and filter by 'failed' to see why."))
+        alerts.append(Alert("warning", f"{failed} task(s) failed across the system; their owners see why on "
+                                       "the Tasks page (filter by 'failed')."))
     total, free = host.get("disk_total") or 0, host.get("disk_free") or 0
     if total and (free < LOW_DISK_BYTES_FREE or 100.0 * free / total < LOW_DISK_PERCENT_FREE):
         alerts.append(Alert("warning", f"This host is low on disk: {free / 1024 ** 3:.1f} GiB free "

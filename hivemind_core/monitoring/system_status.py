@@ -1,15 +1,21 @@
 """One snapshot of the whole system — health, this host's metrics, nodes, task
-counts, alerts — for the dashboard and ``GET /api/system/status``."""
+counts, alerts — for the dashboard and ``GET /api/system/status``.
+
+Task numbers are system-wide for every role (counts only: no names, owners or
+ids), so a viewer's "system dashboard" shows the system; an analyst also gets
+their own counts beside them (admins see everything anyway).
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from hivemind_core.monitoring.alerts import Alert, system_alerts
 from hivemind_core.errors import HiveMindError
+from hivemind_core.monitoring.alerts import Alert, system_alerts
 from hivemind_core.monitoring.health import HealthReport, check_health
 from hivemind_core.monitoring.host import system_metrics
 from hivemind_core.monitoring.nodestats import ClusterTotals, cluster_totals
@@ -28,7 +34,9 @@ class SystemStatus:
     host: dict[str, Any]
     nodes: list[NodeInfo]
     totals: ClusterTotals
-    task_counts: dict[str, int]
+    task_counts: dict[str, int]                       # every user's tasks by status
+    finished_per_hour: list[tuple[datetime, int]]     # every user's tasks finished per hour (UTC), last 24 h
+    own_task_counts: dict[str, int] | None            # the analyst's own tasks by status (None: viewer, admin)
     alerts: list[Alert]
     timestamp: float = field(default_factory=time.time)
 
@@ -43,6 +51,7 @@ def system_status(rt: MasterRuntime, who: Principal) -> SystemStatus:
             nodes = rt.client.nodes()
         except HiveMindError as exc:  # the pool went away between the two calls
             log.warning("node list unavailable: %s", exc)
-    counts = rt.tasks.counts_by_status(who)
-    return SystemStatus(health, host, nodes, cluster_totals(nodes), counts,
-                        system_alerts(health, nodes, counts, host))
+    counts = rt.tasks.system_counts_by_status()
+    own = rt.tasks.counts_by_status(who) if who.can_submit and not who.is_admin else None
+    return SystemStatus(health, host, nodes, cluster_totals(nodes), counts, rt.tasks.system_finished_per_hour(24),
+                        own, system_alerts(health, nodes, counts, host))

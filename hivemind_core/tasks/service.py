@@ -190,20 +190,35 @@ class TaskService:
         return read_result(self.result_path(who, task_id), task.result_format, n)
 
     def counts_by_status(self, who: Principal) -> dict[str, int]:
+        """The tasks ``who`` can see (their own; admins all), counted by status."""
+        return self._counts_by_status(None if who.is_admin else who.username)
+
+    def system_counts_by_status(self) -> dict[str, int]:
+        """Every user's tasks counted by status: numbers only, so any logged-in role may see them."""
+        return self._counts_by_status(None)
+
+    def finished_per_hour(self, who: Principal, hours: int = 24) -> list[tuple[datetime, int]]:
+        """Tasks ``who`` can see that reached a final state, per hour (UTC), oldest first, zeros included."""
+        return self._finished_per_hour(None if who.is_admin else who.username, hours)
+
+    def system_finished_per_hour(self, hours: int = 24) -> list[tuple[datetime, int]]:
+        """Every user's tasks that reached a final state, per hour (UTC): numbers only, as above."""
+        return self._finished_per_hour(None, hours)
+
+    def _counts_by_status(self, owner: str | None) -> dict[str, int]:
         query = select(Task.status, func.count()).group_by(Task.status)
-        if not who.is_admin:
-            query = query.where(Task.owner == who.username)
+        if owner is not None:
+            query = query.where(Task.owner == owner)
         with read_session(self.engine) as s:
             found = dict(s.exec(query).all())
         return {st: int(found.get(st, 0)) for st in states.STATUSES}
 
-    def finished_per_hour(self, who: Principal, hours: int = 24) -> list[tuple[datetime, int]]:
-        """Tasks that reached a final state, per hour (UTC), oldest first, zeros included."""
+    def _finished_per_hour(self, owner: str | None, hours: int) -> list[tuple[datetime, int]]:
         this_hour = utcnow().replace(minute=0, second=0, microsecond=0)
         since = this_hour - timedelta(hours=hours - 1)
         query = select(Task.finished_at).where(col(Task.finished_at) >= since)
-        if not who.is_admin:
-            query = query.where(Task.owner == who.username)
+        if owner is not None:
+            query = query.where(Task.owner == owner)
         with read_session(self.engine) as s:
             stamps = s.exec(query).all()
         buckets = {since + timedelta(hours=i): 0 for i in range(hours)}
