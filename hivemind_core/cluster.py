@@ -22,7 +22,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 NODEPOOL_SUBDIR = "nodepool"
 LOCK_FILE = "embedded.lock"
+BeforeWorkers = Callable[[NodePoolClient], None]
 
 
 class ClusterStartError(HiveMindError):
@@ -87,13 +88,20 @@ class EmbeddedCluster:
                                 env=self._env(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 cwd=PROJECT_ROOT)
 
-    def start(self) -> EmbeddedCluster:
+    def start(self, before_workers: BeforeWorkers | None = None) -> EmbeddedCluster:
+        """Start the pool, call ``before_workers(client)`` if given, then start the workers.
+
+        ``before_workers`` lets the master push what it decided while no pool ran
+        (e.g. cancellations) before any worker can lease a subtask."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.token = cluster_token_for(self.data_dir)
         (self.data_dir / ENDPOINT_FILE).unlink(missing_ok=True)
         atexit.register(self.stop)
         try:
             self._start_pool()
+            if before_workers is not None:
+                with self.client() as client:
+                    before_workers(client)
             self._start_workers()
         except BaseException:
             self.stop()
@@ -211,12 +219,14 @@ def _running_pool(pool_dir: Path, token: str) -> NodePoolClient | None:
         return None
 
 
-def connect_cluster(settings: Settings) -> tuple[NodePoolClient, EmbeddedCluster | None]:
+def connect_cluster(settings: Settings, *,
+                    before_workers: BeforeWorkers | None = None) -> tuple[NodePoolClient, EmbeddedCluster | None]:
     """A client for the configured node pool, and the embedded cluster if this call started one.
 
     ``HIVEMIND_NODE_POOL`` set: a client for it (token: ``HIVEMIND_CLUSTER_TOKEN``).
     Otherwise the embedded cluster of ``<data dir>/nodepool``: reused when another
     process already runs it, else started here — the caller then owns it and stops it.
+    ``before_workers``: see :meth:`EmbeddedCluster.start` (called only when this call starts one).
     """
     if settings.node_pool:
         if not settings.cluster_token:
@@ -230,5 +240,5 @@ def connect_cluster(settings: Settings) -> tuple[NodePoolClient, EmbeddedCluster
         client = _running_pool(pool_dir, token)
         if client is not None:
             return client, None
-        cluster = EmbeddedCluster(pool_dir, workers=settings.workers).start()
+        cluster = EmbeddedCluster(pool_dir, workers=settings.workers).start(before_workers)
         return cluster.client(), cluster
