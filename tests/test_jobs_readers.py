@@ -161,3 +161,36 @@ def test_nested_parquet_column_is_rejected(tmp_path):
     with pytest.raises(ValidationError) as err:
         open_source(tmp_path / "n.parquet")
     assert "'l'" in str(err.value)
+
+
+def test_date_like_text_stays_text_as_in_read_csv(tmp_path):
+    """pd.read_csv parses no dates by default: filter-only output is byte-identical and
+    min/max compare the strings, as pandas does on the frame it reads."""
+    from tests.jobs_local import run_in_process
+
+    path = tmp_path / "dates.csv"
+    path.write_text("time_hour,day,clock,n\n" + "".join(
+        f"2013-0{1 + i % 3}-0{1 + i % 7}T{i % 24:02d}:00:00Z,2013-01-{1 + i % 28:02d},{i % 24:02d}:30:00,{i}\n"
+        for i in range(200)))
+    _, types = preview(path)
+    assert types == {"time_hour": "string", "day": "string", "clock": "string", "n": "int"}
+    spec = {"pipeline": {"filter": [{"column": "n", "op": ">=", "value": 10}]}, "split": {"shards": 3}}
+    out, _ = run_in_process(spec, path, tmp_path / "rows")
+    written = (tmp_path / "rows" / "result.csv").read_text()
+    expected = pd.read_csv(path)
+    assert written == expected[expected.n >= 10].to_csv(index=False)
+    pd.testing.assert_frame_equal(out, expected[expected.n >= 10].reset_index(drop=True))
+    agg = {"pipeline": {"group_by": ["clock"], "aggregate": {"time_hour": ["min", "max"], "day": ["max"]}},
+           "split": {"shards": 3}}
+    got, _ = run_in_process(agg, path, tmp_path / "agg")
+    want = expected.groupby("clock").agg(time_hour_min=("time_hour", "min"), time_hour_max=("time_hour", "max"),
+                                         day_max=("day", "max")).reset_index()
+    pd.testing.assert_frame_equal(got, want)
+
+
+def test_parquet_timestamps_stay_timestamps(tmp_path):
+    df = pd.DataFrame({"t": pd.to_datetime(["2013-01-01T10:00:00Z", "2013-01-02T11:00:00Z", None]), "n": [1, 2, 3]})
+    df.to_parquet(tmp_path / "t.parquet")
+    got, types = preview(tmp_path / "t.parquet")
+    assert types["t"] == "datetime"
+    pd.testing.assert_series_equal(got["t"], pd.read_parquet(tmp_path / "t.parquet")["t"], check_dtype=False)

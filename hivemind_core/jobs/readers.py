@@ -9,7 +9,8 @@ Because a type only ever widens, this ends, and every shard a job gets has the
 same Arrow schema — a column is never int in one shard and float in another.
 
 Type names shown to users and checked by the job spec: int, float, bool,
-string, datetime.
+string, datetime. As in ``pd.read_csv`` (no ``parse_dates``), date-like text in
+CSV/TSV/JSON stays text; only Parquet timestamp columns are datetime.
 """
 
 from __future__ import annotations
@@ -72,8 +73,13 @@ def type_name(arrow_type: pa.DataType) -> str:
     return "string"
 
 
-def _canonical(arrow_type: pa.DataType) -> pa.DataType:
-    """The one type a column gets in every shard (int64, float64, bool, string, timestamp)."""
+def _canonical(arrow_type: pa.DataType, text_dates: bool = False) -> pa.DataType:
+    """The one type a column gets in every shard (int64, float64, bool, string, timestamp).
+
+    ``text_dates``: the file is text (CSV/TSV/JSON): date-like values stay text, as
+    ``pd.read_csv`` keeps them (it parses no dates unless asked), so results show
+    them exactly as written. Parquet timestamps are real timestamps and stay so.
+    """
     t = arrow_type
     if pa.types.is_dictionary(t):
         t = t.value_type
@@ -81,6 +87,8 @@ def _canonical(arrow_type: pa.DataType) -> pa.DataType:
         return pa.int64()
     if pa.types.is_floating(t) or pa.types.is_decimal(t) or pa.types.is_null(t):
         return pa.float64()   # an all-empty column is all-NaN floats, as in pandas
+    if text_dates and (pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_time(t)):
+        return pa.string()
     if pa.types.is_boolean(t) or pa.types.is_timestamp(t):
         return t
     if pa.types.is_date(t):
@@ -98,10 +106,10 @@ def _wider(arrow_type: pa.DataType) -> pa.DataType:
     return pa.string()
 
 
-def _canonical_schema(schema: pa.Schema) -> pa.Schema:
+def _canonical_schema(schema: pa.Schema, text_dates: bool = False) -> pa.Schema:
     fields = []
     for f in schema:
-        t = _canonical(f.type)
+        t = _canonical(f.type, text_dates)
         if pa.types.is_nested(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t):
             raise ValidationError(f"input: column {f.name!r} has type {f.type}, which jobs cannot use; "
                                   "flatten it or store it as text", field="input")
@@ -326,7 +334,7 @@ def _infer_csv(path: Path, fmt: str, delimiter: str | None, encoding: str | None
         raise probe._csv_error(exc) from None
     if sample.num_rows == 0:
         raise ValidationError("input: the file has a header row but no data rows", field="input")
-    return TableSource(path, fmt, _canonical_schema(sample.schema), delimiter, encoding)
+    return TableSource(path, fmt, _canonical_schema(sample.schema, text_dates=True), delimiter, encoding)
 
 
 def _infer_parquet(path: Path) -> TableSource:
@@ -354,7 +362,7 @@ def _infer_json(path: Path, encoding: str | None) -> TableSource:
     except pa.ArrowInvalid as exc:
         raise ValidationError(f"input: the file is not valid JSON Lines: {str(exc).splitlines()[0]}",
                               field="input") from None
-    return TableSource(path, "jsonl", _canonical_schema(sample.schema))
+    return TableSource(path, "jsonl", _canonical_schema(sample.schema, text_dates=True))
 
 
 def open_source(path: Path | str, fmt: str | None = None, delimiter: str | None = None,
