@@ -90,3 +90,22 @@ def test_cli_errors_are_one_line_and_exit_1(vpn) -> None:  # noqa: ANN001
     assert r.returncode == 1 and "MTU must be between 576" in r.stderr
     r = vpn("add-peer", "bad", "--public-key", "not-a-key", ok=False)
     assert r.returncode == 1 and "not a WireGuard key" in r.stderr
+
+
+def test_cli_refuses_unusable_subnets(vpn) -> None:  # noqa: ANN001
+    """The tester's inputs: each is refused with one line naming what is wrong, nothing stored."""
+    vpn("settings", "--endpoint", "192.0.2.1")
+    for flag, cidr, word in [
+        ("--subnet", "0.0.0.0/0", "every"), ("--subnet", "0.0.0.0/8", "unspecified"),
+        ("--subnet", "127.0.0.0/24", "loopback"), ("--subnet", "224.0.0.0/24", "multicast"),
+        ("--subnet", "240.0.0.0/24", "reserved"), ("--subnet", "255.255.255.0/24", "reserved"),
+        ("--subnet-v6", "::/0", "every"), ("--subnet-v6", "ff00::/64", "multicast"),
+        ("--subnet-v6", "fe80::/64", "link-local"),
+    ]:
+        r = vpn("settings", flag, cidr, ok=False)
+        assert r.returncode == 1, (cidr, r.stdout)
+        assert r.stderr.startswith(f"error: {cidr} ") and word in r.stderr and len(r.stderr.splitlines()) == 1
+        assert ("10.0.0.0/24" if flag == "--subnet" else "fd00::/64") in r.stderr
+    out = vpn("settings").stdout
+    assert "10.0.0.0/24 (server 10.0.0.1" in out and "(none)" in out
+    assert "AllowedIPs = 0.0.0.0/0" not in vpn("add-peer", "laptop").stdout

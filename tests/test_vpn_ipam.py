@@ -173,3 +173,48 @@ def test_two_processes_never_get_the_same_address(data_dir) -> None:  # noqa: AN
     assert len(addresses) == 60 and len(set(addresses)) == 60
     peers = _assert_invariants("10.7.0.0/24")
     assert sorted(p.addresses[0] for p in peers) == sorted(addresses)
+
+
+# Subnets no VPN can use, with the ipaddress property (or prefix) that makes each unusable,
+# checked here independently of the code under test.
+UNUSABLE_SUBNETS = [
+    ("0.0.0.0/0", "every"), ("0.0.0.0/8", "unspecified"), ("0.0.0.0/1", "unspecified"),
+    ("127.0.0.0/24", "loopback"), ("169.254.0.0/16", "link-local"), ("224.0.0.0/24", "multicast"),
+    ("240.0.0.0/24", "reserved"), ("255.255.255.0/24", "reserved"), ("160.0.0.0/3", "link-local"),
+    ("::/0", "every"), ("::/64", "unspecified"), ("::/120", "unspecified"), ("ff00::/64", "multicast"),
+    ("fe80::/64", "link-local"), ("fec0::/64", "site-local"),
+]
+
+
+def _has_property(cidr: str, word: str) -> bool:
+    """Does some address of ``cidr`` have the ipaddress property the word names?"""
+    net = ipaddress.ip_network(cidr)
+    if word == "every":
+        return net.prefixlen == 0
+    prop = {"unspecified": "is_unspecified", "loopback": "is_loopback", "link-local": "is_link_local",
+            "multicast": "is_multicast", "reserved": "is_reserved", "site-local": "is_site_local"}[word]
+    probes = {"link-local": ["169.254.0.1", "fe80::1"], "unspecified": ["0.0.0.0", "::"]}.get(word, [])
+    candidates = [net.network_address, net.broadcast_address] + [ipaddress.ip_address(p) for p in probes]
+    return any(a.version == net.version and a in net and getattr(a, prop) for a in candidates)
+
+
+@pytest.mark.parametrize(("cidr", "word"), UNUSABLE_SUBNETS)
+def test_unusable_subnets_rejected_with_reason_and_a_private_range(cidr: str, word: str) -> None:
+    assert _has_property(cidr, word), "the example really is what it is said to be"
+    service.update_server_settings(ADMIN, endpoint="192.0.2.1", subnet="10.3.0.0/24", subnet_v6="fd03::/64")
+    field = "subnet_v6" if ":" in cidr else "subnet"
+    with pytest.raises(ValidationError) as err:
+        service.update_server_settings(ADMIN, **{field: cidr})
+    message = str(err.value)
+    assert err.value.field == field and word in message and cidr in message
+    assert ("10.0.0.0/24" if field == "subnet" else "fd00::/64") in message  # a range that works
+    view = service.get_server_settings(ADMIN)
+    assert (view.subnet, view.subnet_v6) == ("10.3.0.0/24", "fd03::/64")  # nothing changed
+
+
+@pytest.mark.parametrize("cidr", ["10.0.0.0/24", "172.16.5.0/29", "192.168.77.0/24", "100.64.0.0/10",
+                                  "203.0.113.0/24", "fd00::/64", "fd42:42:42::/64", "2001:db8:5::/64"])
+def test_usable_subnets_still_accepted(cidr: str) -> None:
+    field = "subnet_v6" if ":" in cidr else "subnet"
+    view = service.update_server_settings(ADMIN, **{field: cidr})
+    assert getattr(view, field) == cidr

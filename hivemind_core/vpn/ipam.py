@@ -23,6 +23,25 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 RESERVED_PER_POOL = 3  # network, server, last address
 
+# Address blocks no VPN subnet may touch, each named after the ipaddress property
+# (is_unspecified, is_loopback, is_link_local, is_multicast, is_reserved,
+# is_site_local) of its addresses. Checked by overlap, not by the subnet's own
+# properties: ipaddress calls a network loopback only when *both* ends are, so
+# 0.0.0.0/1 or 160.0.0.0/3 (which holds 169.254.0.0/16) would slip through.
+UNUSABLE_BLOCKS: tuple[tuple[IPNetwork, str], ...] = (
+    (ipaddress.ip_network("0.0.0.0/8"), "the unspecified address 0.0.0.0 ('this network', 0.0.0.0/8)"),
+    (ipaddress.ip_network("127.0.0.0/8"), "loopback addresses (127.0.0.0/8)"),
+    (ipaddress.ip_network("169.254.0.0/16"), "link-local addresses (169.254.0.0/16)"),
+    (ipaddress.ip_network("224.0.0.0/4"), "multicast addresses (224.0.0.0/4)"),
+    (ipaddress.ip_network("240.0.0.0/4"), "reserved addresses (240.0.0.0/4, with the broadcast 255.255.255.255)"),
+    (ipaddress.ip_network("::/8"), "the unspecified address :: and loopback ::1 (reserved ::/8)"),
+    (ipaddress.ip_network("fe80::/10"), "link-local addresses (fe80::/10)"),
+    (ipaddress.ip_network("fec0::/10"), "deprecated site-local addresses (fec0::/10)"),
+    (ipaddress.ip_network("ff00::/8"), "multicast addresses (ff00::/8)"),
+)
+PRIVATE_EXAMPLE = {4: "a private range such as 10.0.0.0/24 (or inside 172.16.0.0/12, 192.168.0.0/16)",
+                   6: "a unique local (ULA) range such as fd00::/64 (RFC 4193: better a random fdXX:XXXX:XXXX::/64)"}
+
 
 @dataclass(frozen=True)
 class Pool:
@@ -82,6 +101,7 @@ def parse_pool(cidr: str, field: str = "subnet", version: int | None = None) -> 
         raise ValidationError(
             f"{text!r} has host bits set; the subnet it lies in is {network}. Use that.", field=field
         )
+    check_usable(network, field)
     if network.num_addresses < RESERVED_PER_POOL + 1:
         largest = network.max_prefixlen - 2
         raise PoolTooSmallError(
@@ -91,6 +111,27 @@ def parse_pool(cidr: str, field: str = "subnet", version: int | None = None) -> 
             field=field,
         )
     return Pool(network)
+
+
+def check_usable(network: IPNetwork, field: str = "subnet") -> None:
+    """:class:`ValidationError` when ``network`` is /0 or touches an :data:`UNUSABLE_BLOCKS` block.
+
+    Such a subnet gives the server an address no host can use (0.0.0.1, ::1,
+    a multicast address), and a /0 turns every "split tunnel" client config
+    into a full tunnel."""
+    fix = f"Use {PRIVATE_EXAMPLE[network.version]}."
+    if network.prefixlen == 0:
+        raise ValidationError(
+            f"{network} is every {'IPv4' if network.version == 4 else 'IPv6'} address, so it cannot be a VPN "
+            "subnet: the server would sit on an unusable address and split-tunnel clients would send all "
+            f"their traffic through the VPN. {fix}", field=field,
+        )
+    hits = [why for block, why in UNUSABLE_BLOCKS if block.version == network.version and network.overlaps(block)]
+    if hits:
+        raise ValidationError(
+            f"{network} cannot be a VPN subnet: it includes {' and '.join(hits)}, which cannot be given to "
+            f"VPN hosts. {fix}", field=field,
+        )
 
 
 def first_free(pool: Pool, used: Iterable[IPAddress]) -> IPAddress:
