@@ -32,6 +32,7 @@ from hivemind_core.errors import ConfigError, HiveMindError
 from hivemind_core.nodepool.auth import CLUSTER_TOKEN_ENV, cluster_token_for
 from hivemind_core.nodepool.server import ENDPOINT_FILE, read_endpoint
 from hivemind_core.procwatch import pid_alive
+from hivemind_core.secrets_store import SECRETS_SUBDIR, secret_path
 
 log = logging.getLogger(__name__)
 
@@ -127,23 +128,31 @@ class EmbeddedCluster:
             f"the embedded node pool did not start (exit code {self.pool_process.poll()}); its log says:\n"
             + _tail(self.data_dir / "logs" / "nodepool.out"))
 
+    def identity_file(self, index: int) -> Path:
+        """Where local worker ``index`` (1-based) keeps its node credentials: beside the
+        cluster token, so a restart on this data dir brings back the same nodes."""
+        return secret_path(self.data_dir, f"node-local-{index}.json")
+
     def _start_workers(self) -> None:
         work_root = self.data_dir / "work"
         shutil.rmtree(work_root, ignore_errors=True)  # scratch of a previous run
-        for i in range(self.workers):
+        (self.data_dir / SECRETS_SUBDIR).mkdir(mode=0o700, parents=True, exist_ok=True)
+        started = time.time()
+        for i in range(1, self.workers + 1):
             self.worker_processes.append(self._spawn(
                 ["-m", "hivemind_core.worker", "--pool", self.address, "--slots", str(self.slots),
-                 "--name", f"local-{i + 1}", "--work-dir", str(work_root / f"worker-{i + 1}"),
-                 "--drain-timeout", "5"],
-                f"worker-{i + 1}.log"))
+                 "--name", f"local-{i}", "--work-dir", str(work_root / f"worker-{i}"),
+                 "--identity-file", str(self.identity_file(i)), "--drain-timeout", "5"],
+                f"worker-{i}.log"))
         if not self.workers:
             return
         with NodePoolClient(self.address, self.token, max_retries=0) as client:
             deadline = time.monotonic() + self.start_timeout_s
             pids = {p.pid for p in self.worker_processes}
             while time.monotonic() < deadline:
-                names = {n.name for n in client.nodes() if n.status != "offline"}
-                if all(f"local-{i + 1}" in names for i in range(self.workers)):
+                # registered by *these* processes (a node of a previous run may still look online)
+                names = {n.name for n in client.nodes() if n.last_heartbeat >= started}
+                if all(f"local-{i}" in names for i in range(1, self.workers + 1)):
                     return
                 dead = [p for p in self.worker_processes if p.poll() is not None]
                 if dead:

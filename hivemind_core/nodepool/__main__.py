@@ -29,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"how often workers report (default {defaults.heartbeat_interval_s:g})")
     p.add_argument("--offline-after", type=float, default=None, metavar="SECONDS",
                    help="no heartbeat for this long marks a node offline (default: 3 heartbeats + 1 s)")
+    p.add_argument("--node-retention", type=float, default=defaults.node_retention_s, metavar="SECONDS",
+                   help="nodes offline for longer than this are removed from the node list, with their "
+                        f"metrics history (default {defaults.node_retention_s:g} = 24 h; 0 keeps them forever)")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.add_argument("--parent-pid", type=int, default=0, help=argparse.SUPPRESS)  # embedded cluster
     return p
@@ -41,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.data_dir / "logs", name="nodepool", level=getattr(logging, args.log_level))
     offline_after = args.offline_after or 3 * args.heartbeat_interval + 1
     config = PoolConfig(lease_ttl_s=args.lease_ttl, heartbeat_interval_s=args.heartbeat_interval,
-                        offline_after_s=offline_after)
+                        offline_after_s=offline_after, node_retention_s=max(0.0, args.node_retention))
     try:
         server = NodePoolServer(args.data_dir, args.listen, config).start()
     except OSError as exc:

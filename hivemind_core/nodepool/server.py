@@ -109,11 +109,15 @@ class NodePoolServer:
         self._stop.wait()
 
     def _upkeep_loop(self) -> None:
-        """Expire leases, compact metrics history, report database health."""
-        last_compact = 0.0
+        """Expire leases, forget long-offline nodes, compact metrics history, report database health."""
+        last_compact = last_prune = 0.0
         while not self._stop.wait(self.config.reaper_interval_s):
             try:
                 self.store.expire_leases(self.store.now())
+                if time.monotonic() - last_prune >= self.config.prune_interval_s:
+                    if self.store.prune_nodes(self.store.now(), self.config.forget_after_s):
+                        self.auth.refresh()  # their node tokens stop working
+                    last_prune = time.monotonic()
                 if time.monotonic() - last_compact > COMPACT_EVERY_S:
                     self.store.compact_metrics(self.store.now())
                     last_compact = time.monotonic()

@@ -15,6 +15,7 @@ State changes go through :mod:`hivemind_core.nodepool.states`.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import os
@@ -22,12 +23,12 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from hivemind_core.errors import HiveMindError, NotFoundError, PermissionDeniedError, ValidationError
-from hivemind_core.nodepool import states
+from hivemind_core.nodepool import identity, states
 from hivemind_core.nodepool.specs import SubtaskSpec
 from hivemind_core.nodepool.states import Event
 from hivemind_core.sqlite import connect, immediate
@@ -53,7 +54,8 @@ CREATE TABLE IF NOT EXISTS nodes (
     memory_percent REAL NOT NULL DEFAULT 0,
     disk_percent REAL NOT NULL DEFAULT 0,
     net_in_bps REAL NOT NULL DEFAULT 0,
-    net_out_bps REAL NOT NULL DEFAULT 0
+    net_out_bps REAL NOT NULL DEFAULT 0,
+    peer_host TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS subtasks (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -113,6 +115,9 @@ CREATE TABLE IF NOT EXISTS client_tokens (
     created_at REAL NOT NULL
 );
 """
+
+# columns added after the first release: (table, column, definition), added to older files at open
+MIGRATIONS = (("nodes", "peer_host", "TEXT NOT NULL DEFAULT ''"),)
 
 METRIC_FIELDS = ("cpu_percent", "memory_percent", "disk_percent", "net_in_bps", "net_out_bps", "running")
 _SQL_CHUNK = 500  # ids per "IN (...)" (SQLite's variable limit is far above)
@@ -193,6 +198,16 @@ class Store:
         self._work_version = 0
         with self._lock:
             self._db.executescript(SCHEMA)
+            self._migrate()
+
+    def _migrate(self) -> None:
+        """Add the columns a node pool file from an older version lacks."""
+        for table, column, definition in MIGRATIONS:
+            have = {r["name"] for r in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                with immediate(self._db) as c:
+                    c.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+                log.info("node pool database: added %s.%s", table, column)
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -229,28 +244,60 @@ class Store:
 
     # ------------------------------------------------------------ nodes
 
-    def register_node(self, node: NodeRecord, token: str, now: float) -> None:
-        """Insert a node, or update the one with this id (re-registration)."""
+    def register_node(self, node: NodeRecord, token: str, now: float, peer_host: str = "") -> None:
+        """Insert a node, or update the one with this id; ``token`` becomes its node token."""
         with self._lock, immediate(self._db) as c:
-            c.execute(
-                """INSERT INTO nodes (node_id, name, address, cores, memory_mb, gpu, labels, version,
-                                      slots, token_hash, registered_at, last_heartbeat)
-                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
-                   ON CONFLICT(node_id) DO UPDATE SET name=excluded.name, address=excluded.address,
-                     cores=excluded.cores, memory_mb=excluded.memory_mb, gpu=excluded.gpu,
-                     labels=excluded.labels, version=excluded.version, slots=excluded.slots,
-                     last_heartbeat=excluded.last_heartbeat""",
-                (node.node_id, node.name, node.address, node.cores, node.memory_mb, node.gpu,
-                 json.dumps(node.labels, sort_keys=True), node.version, node.slots,
-                 hash_token(token), now, now),
-            )
-        log.info("node %s (%s) registered: %d cores, %d MB, %d slots",
-                 node.node_id, node.name, node.cores, node.memory_mb, node.slots)
+            self._upsert_node(c, node, token, now, peer_host, reset_running=False)
 
-    def node_token_matches(self, node_id: str, token: str) -> bool:
-        with self._lock:
-            row = self._db.execute("SELECT token_hash FROM nodes WHERE node_id=?", (node_id,)).fetchone()
-        return row is not None and row["token_hash"] == hash_token(token)
+    @staticmethod
+    def _upsert_node(c: Any, node: NodeRecord, token: str, now: float, peer_host: str,
+                     reset_running: bool) -> None:
+        c.execute(
+            """INSERT INTO nodes (node_id, name, address, cores, memory_mb, gpu, labels, version,
+                                  slots, token_hash, registered_at, last_heartbeat, peer_host)
+               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
+               ON CONFLICT(node_id) DO UPDATE SET name=excluded.name, address=excluded.address,
+                 cores=excluded.cores, memory_mb=excluded.memory_mb, gpu=excluded.gpu,
+                 labels=excluded.labels, version=excluded.version, slots=excluded.slots,
+                 token_hash=excluded.token_hash, last_heartbeat=excluded.last_heartbeat,
+                 peer_host=excluded.peer_host,
+                 running=CASE WHEN ? THEN 0 ELSE running END""",
+            (node.node_id, node.name, node.address, node.cores, node.memory_mb, node.gpu,
+             json.dumps(node.labels, sort_keys=True), node.version, node.slots,
+             hash_token(token), now, now, peer_host, reset_running),
+        )
+
+    def register(self, node: NodeRecord, claim: identity.Claim, now: float, offline_after_s: float,
+                 new_token: str) -> tuple[identity.Decision, str]:
+        """Register a worker under the identity rules of :mod:`~hivemind_core.nodepool.identity`
+        (one transaction); returns the decision and the node token it must use from now on.
+        ``node.node_id`` is the id a *new* node gets."""
+        with self._lock, immediate(self._db) as c:
+            row = None
+            if claim.node_id and claim.node_token:
+                row = c.execute("SELECT token_hash FROM nodes WHERE node_id=?", (claim.node_id,)).fetchone()
+            valid = row is not None and hmac.compare_digest(row["token_hash"], hash_token(claim.node_token))
+            same = []
+            if not valid and claim.peer_host:
+                same = [dict(r) for r in c.execute(
+                    "SELECT node_id, last_heartbeat FROM nodes WHERE name=? AND peer_host=?",
+                    (claim.name, claim.peer_host))]
+            decision = identity.decide(claim, valid, same, now, offline_after_s, node.node_id)
+            token = new_token if decision.new_token else claim.node_token
+            node = replace(node, node_id=decision.node_id)
+            self._upsert_node(c, node, token, now, claim.peer_host, reset_running=decision.void_leases)
+            voided = 0
+            if decision.void_leases:
+                why = ("the worker restarted" if decision.how == identity.RESUMED
+                       else "a new worker process took the node over")
+                voided = self._expire(c, self._open_lease_rows(c, "l.node_id=?", (decision.node_id,)), now,
+                                      f"lease lost: node {claim.name} stopped ({why}) while holding it")
+        log.info("node %s (%s) registered (%s) from %s: %d cores, %d MB, %d slots%s",
+                 node.node_id, node.name, decision.how, claim.peer_host or "?", node.cores, node.memory_mb,
+                 node.slots, f"; {voided} leases it held are requeued" if voided else "")
+        if voided:
+            self._notify_work()
+        return decision, token
 
     def node_token_hashes(self) -> dict[str, tuple[str, str]]:
         """token hash -> (node_id, name), for the auth cache."""
@@ -275,15 +322,45 @@ class Store:
             )
 
     def list_nodes(self) -> list[dict[str, Any]]:
+        """Every node, with ``running`` as last reported and ``running_leases``: the subtasks
+        the pool itself counts as running on the node (open leases, started)."""
         with self._lock:
             rows = self._db.execute("SELECT * FROM nodes ORDER BY name, node_id").fetchall()
+            held = dict(self._db.execute(
+                """SELECT l.node_id, count(*) FROM leases l JOIN subtasks s ON s.subtask_id = l.subtask_id
+                   WHERE l.ended_at IS NULL AND l.expires_at > -1 AND s.lease_id = l.lease_id
+                     AND s.state = 'running' GROUP BY l.node_id""").fetchall())
         nodes = []
         for r in rows:
             node = dict(r)
             node.pop("token_hash")
             node["labels"] = json.loads(node["labels"] or "{}")
+            node["running_leases"] = held.get(node["node_id"], 0)
             nodes.append(node)
         return nodes
+
+    def prune_nodes(self, now: float, retention_s: float) -> list[tuple[str, str]]:
+        """Forget nodes silent for longer than ``retention_s`` that hold no open lease, with
+        their metrics history (it is only reachable by node id); returns their (id, name).
+        Subtasks they ran keep the node id; the pool no longer knows its name."""
+        if retention_s <= 0:
+            return []
+        with self._lock:
+            gone = [(r[0], r[1]) for r in self._db.execute(
+                """SELECT node_id, name FROM nodes WHERE last_heartbeat < ? AND NOT EXISTS (
+                       SELECT 1 FROM leases l WHERE l.node_id = nodes.node_id AND l.ended_at IS NULL
+                       AND l.expires_at > -1)""", (now - retention_s,)).fetchall()]
+            if not gone:
+                return []
+            with immediate(self._db) as c:
+                for chunk in _chunks([node_id for node_id, _ in gone]):
+                    marks = _marks(len(chunk))
+                    c.execute(f"DELETE FROM metrics WHERE node_id IN ({marks})", chunk)
+                    c.execute(f"DELETE FROM nodes WHERE node_id IN ({marks}) AND last_heartbeat < ?",
+                              (*chunk, now - retention_s))
+        log.info("forgot %d nodes offline for more than %.0f s: %s", len(gone), retention_s,
+                 ", ".join(f"{name} ({node_id})" for node_id, name in gone[:10]) + (" ..." if len(gone) > 10 else ""))
+        return gone
 
     def node_history(self, node_id: str, since: float, until: float) -> list[dict[str, float]]:
         with self._lock:
@@ -549,30 +626,40 @@ class Store:
              t.new == states.FAILED, error, r["subtask_id"]))
         c.execute("UPDATE leases SET ended_at=?, outcome=? WHERE lease_id=?", (now, outcome, r["lease_id"]))
 
+    @staticmethod
+    def _open_lease_rows(c: Any, where: str, args: tuple[Any, ...]) -> list[Any]:
+        """Open leases (``l``) matching ``where``, with their subtask (``s``) and node name."""
+        return c.execute(
+            f"""SELECT l.lease_id, l.node_id, l.ended_at, s.subtask_id, s.state, s.attempts,
+                       s.max_attempts, s.lease_id AS current_lease, s.error, s.started_at,
+                       n.name AS node_name
+                FROM leases l JOIN subtasks s ON s.subtask_id = l.subtask_id
+                LEFT JOIN nodes n ON n.node_id = l.node_id
+                WHERE l.ended_at IS NULL AND l.expires_at > -1 AND {where}""", args).fetchall()
+
+    def _expire(self, c: Any, rows: Sequence[Any], now: float, reason: str | None = None) -> int:
+        """End ``rows`` (open leases) as expired: requeue their subtasks, or fail them when out
+        of attempts. ``reason`` replaces the default "stopped renewing" message."""
+        for r in rows:
+            if not self._is_live(r):
+                c.execute("UPDATE leases SET ended_at=?, outcome='stale' WHERE lease_id=?", (now, r["lease_id"]))
+                continue
+            t = states.apply(r["subtask_id"], r["state"], Event.EXPIRE, r["attempts"], r["max_attempts"])
+            error = reason or f"lease expired: node {r['node_name'] or r['node_id']} stopped renewing it"
+            error += f" (attempt {t.attempts} of {r['max_attempts']})"
+            if r["error"]:
+                error += f"; previous error: {r['error']}"
+            self._end_lease(c, r, t, now, "expired", error)
+        return len(rows)
+
     def expire_leases(self, now: float) -> int:
         """Requeue (or fail, when out of attempts) every subtask whose lease ran out."""
         with self._lock, immediate(self._db) as c:
-            rows = c.execute(
-                """SELECT l.lease_id, l.node_id, l.ended_at, s.subtask_id, s.state, s.attempts,
-                          s.max_attempts, s.lease_id AS current_lease, s.error, s.started_at,
-                          n.name AS node_name
-                   FROM leases l JOIN subtasks s ON s.subtask_id = l.subtask_id
-                   LEFT JOIN nodes n ON n.node_id = l.node_id
-                   WHERE l.ended_at IS NULL AND l.expires_at < ?""", (now,)).fetchall()
-            for r in rows:
-                if not self._is_live(r):
-                    c.execute("UPDATE leases SET ended_at=?, outcome='stale' WHERE lease_id=?", (now, r["lease_id"]))
-                    continue
-                t = states.apply(r["subtask_id"], r["state"], Event.EXPIRE, r["attempts"], r["max_attempts"])
-                error = (f"lease expired: node {r['node_name'] or r['node_id']} stopped renewing it "
-                         f"(attempt {t.attempts} of {r['max_attempts']})")
-                if r["error"]:
-                    error += f"; previous error: {r['error']}"
-                self._end_lease(c, r, t, now, "expired", error)
-        if rows:
-            log.info("%d leases expired", len(rows))
+            expired = self._expire(c, self._open_lease_rows(c, "l.expires_at < ?", (now,)), now)
+        if expired:
+            log.info("%d leases expired", expired)
             self._notify_work()
-        return len(rows)
+        return expired
 
     def extend_open_leases(self, now: float, ttl: float) -> int:
         """After a restart: give workers one full lease period to reconnect and renew."""

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RegisterRequest(_message.Message):
-    __slots__ = ("name", "address", "cores", "memory_mb", "gpu", "labels", "version", "slots", "node_id", "node_token")
+    __slots__ = ("name", "address", "cores", "memory_mb", "gpu", "labels", "version", "slots", "node_id", "node_token", "fresh_process")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -25,6 +25,7 @@ class RegisterRequest(_message.Message):
     SLOTS_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    FRESH_PROCESS_FIELD_NUMBER: _ClassVar[int]
     name: str
     address: str
     cores: int
@@ -35,19 +36,22 @@ class RegisterRequest(_message.Message):
     slots: int
     node_id: str
     node_token: str
-    def __init__(self, name: _Optional[str] = ..., address: _Optional[str] = ..., cores: _Optional[int] = ..., memory_mb: _Optional[int] = ..., gpu: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., version: _Optional[str] = ..., slots: _Optional[int] = ..., node_id: _Optional[str] = ..., node_token: _Optional[str] = ...) -> None: ...
+    fresh_process: bool
+    def __init__(self, name: _Optional[str] = ..., address: _Optional[str] = ..., cores: _Optional[int] = ..., memory_mb: _Optional[int] = ..., gpu: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., version: _Optional[str] = ..., slots: _Optional[int] = ..., node_id: _Optional[str] = ..., node_token: _Optional[str] = ..., fresh_process: _Optional[bool] = ...) -> None: ...
 
 class RegisterReply(_message.Message):
-    __slots__ = ("node_id", "node_token", "heartbeat_interval_s", "lease_ttl_s")
+    __slots__ = ("node_id", "node_token", "heartbeat_interval_s", "lease_ttl_s", "identity")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_S_FIELD_NUMBER: _ClassVar[int]
     LEASE_TTL_S_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     node_token: str
     heartbeat_interval_s: float
     lease_ttl_s: float
-    def __init__(self, node_id: _Optional[str] = ..., node_token: _Optional[str] = ..., heartbeat_interval_s: _Optional[float] = ..., lease_ttl_s: _Optional[float] = ...) -> None: ...
+    identity: str
+    def __init__(self, node_id: _Optional[str] = ..., node_token: _Optional[str] = ..., heartbeat_interval_s: _Optional[float] = ..., lease_ttl_s: _Optional[float] = ..., identity: _Optional[str] = ...) -> None: ...
 
 class Metrics(_message.Message):
     __slots__ = ("timestamp", "cpu_percent", "memory_percent", "disk_percent", "net_in_bps", "net_out_bps", "running")

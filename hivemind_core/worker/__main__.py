@@ -13,6 +13,7 @@ from hivemind_core.logging_setup import LOG_FORMAT
 from hivemind_core.procwatch import exit_with_parent
 from hivemind_core.worker import hostinfo
 from hivemind_core.worker.agent import WorkerAgent, WorkerConfig
+from hivemind_core.worker.identity_file import FILE_NAME
 
 TOKEN_ENV = "HIVEMIND_CLUSTER_TOKEN"
 
@@ -39,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"memory limit of a subtask that asks for none (default {defaults.memory_mb})")
     p.add_argument("--work-dir", type=Path, default=None, metavar="DIR",
                    help="scratch space for sandboxes (default: a temporary dir)")
+    p.add_argument("--identity-file", type=Path, default=None, metavar="FILE",
+                   help="keeps this worker's node id and node token (mode 0600) so a restart is the same "
+                        "node; a secret like the token (default: <work-dir>/node-identity.json with "
+                        "--work-dir, else none: a new node each start)")
     p.add_argument("--drain-timeout", type=float, default=defaults.drain_timeout_s, metavar="SECONDS",
                    help="on SIGTERM, how long running subtasks may finish before their leases are released")
     p.add_argument("--max-backoff", type=float, default=defaults.max_backoff_s, metavar="SECONDS",
@@ -61,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     agent = WorkerAgent(WorkerConfig(
         pool=args.pool, token=token, slots=args.slots, name=args.name or hostinfo.hostname(),
         labels=dict(args.label), memory_mb=args.memory_mb, work_dir=args.work_dir,
+        identity_file=args.identity_file or (args.work_dir / FILE_NAME if args.work_dir else None),
         drain_timeout_s=args.drain_timeout, max_backoff_s=args.max_backoff))
     signal.signal(signal.SIGTERM, lambda *_: agent.stop())
     signal.signal(signal.SIGINT, lambda *_: agent.stop())

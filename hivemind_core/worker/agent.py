@@ -31,6 +31,7 @@ from pathlib import Path
 from hivemind_core.monitoring.host import system_metrics
 from hivemind_core.errors import HiveMindError
 from hivemind_core.proto import nodepool_pb2 as pb
+from hivemind_core.worker.identity_file import IdentityFile, IdentityInUse
 from hivemind_core.worker.link import LinkClosed, NodeIdentity, NodeReset, PoolLink
 from hivemind_core.worker.sandbox import Sandbox, SandboxJob, SandboxResult
 
@@ -52,6 +53,7 @@ class WorkerConfig:
     max_prefetch: int = 64          # leases held per slot, at most
     work_dir: Path | None = None    # sandboxes' scratch dirs and fetched inputs
     drain_timeout_s: float = 30.0
+    identity_file: Path | None = None   # node credentials kept across restarts (None: a new node each start)
     rpc_timeout_s: float = 10.0
     max_backoff_s: float = 30.0
 
@@ -72,9 +74,11 @@ class WorkerAgent:
         self.config = config
         self.stopping = threading.Event()   # no new work; drain
         self.closed = threading.Event()     # give up on the pool
+        self.identity_file = (IdentityFile(config.identity_file, config.token)
+                              if config.identity_file is not None else None)
         self.link = PoolLink(config.pool, config.token,
                              NodeIdentity(config.name, config.slots, config.labels), self.closed,
-                             config.rpc_timeout_s, config.max_backoff_s)
+                             config.rpc_timeout_s, config.max_backoff_s, self.identity_file)
         self.link.on_reset = self._forget_all
         self._tmp = None
         if config.work_dir is None:
@@ -98,6 +102,21 @@ class WorkerAgent:
 
     def run(self) -> int:
         """Register, work until :meth:`stop`, drain, exit code."""
+        if self.identity_file is None:
+            return self._run()
+        try:
+            if not self.identity_file.acquire(give_up=self.stopping):
+                return 0
+        except IdentityInUse as exc:
+            log.error("%s", exc)
+            return 2
+        try:
+            self.link.load_identity()
+            return self._run()
+        finally:
+            self.identity_file.release()
+
+    def _run(self) -> int:
         try:
             self.link.register()
         except LinkClosed:

@@ -7,6 +7,11 @@ the worker re-registers — with its node id and node token, so a restarted pool
 keeps its leases. If the pool no longer knows the node (its data dir was
 replaced) the worker registers as a new node and :class:`NodeReset` tells the
 agent to drop the leases it held.
+
+With an :class:`~hivemind_core.worker.identity_file.IdentityFile` the node
+credentials also survive the worker's own restarts: the first registration of
+a process presents the saved ones (marked ``fresh_process``, so the pool
+requeues the leases the previous process held) and every new pair is saved.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from hivemind_core.client import NodePoolClient, NodePoolError, NodePoolUnavaila
 from hivemind_core.errors import HiveMindError
 from hivemind_core.proto import nodepool_pb2 as pb
 from hivemind_core.worker import hostinfo
+from hivemind_core.worker.identity_file import IdentityFile
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -49,7 +55,8 @@ class NodeIdentity:
 
 class PoolLink:
     def __init__(self, address: str, cluster_token: str, identity: NodeIdentity, closed: threading.Event,
-                 rpc_timeout_s: float = 10.0, max_backoff_s: float = 30.0) -> None:
+                 rpc_timeout_s: float = 10.0, max_backoff_s: float = 30.0,
+                 identity_file: IdentityFile | None = None) -> None:
         self.address = address
         self.identity = identity
         self.client = NodePoolClient(address, cluster_token, timeout=rpc_timeout_s, max_retries=0)
@@ -58,8 +65,10 @@ class PoolLink:
         self._max_backoff = max_backoff_s
         self._lock = threading.Lock()
         self._must_register = True
-        self.node_id = ""
-        self.node_token = ""
+        self.identity_file = identity_file
+        self.node_id = self.node_token = ""
+        self.registered_as = ""     # resumed | adopted | new, from the last registration
+        self._fresh = True          # no registration has succeeded in this process yet
         self.heartbeat_interval_s = 3.0
         self.lease_ttl_s = 30.0
         self.on_reset: Callable[[], None] = lambda: None
@@ -69,17 +78,30 @@ class PoolLink:
             name=self.identity.name, address=hostinfo.hostname(), cores=hostinfo.cores(),
             memory_mb=hostinfo.memory_mb(), gpu=hostinfo.gpu(), labels=self.identity.labels,
             version=hivemind_core.__version__, slots=self.identity.slots,
-            node_id=self.node_id, node_token=self.node_token,
+            node_id=self.node_id, node_token=self.node_token, fresh_process=self._fresh,
         ), retries=0, token=self._cluster_token)
-        reset = bool(self.node_id) and reply.node_id != self.node_id
+        reset = bool(self.node_id) and reply.node_id != self.node_id and not self._fresh
         self.node_id, self.node_token = reply.node_id, reply.node_token
+        self.registered_as, self._fresh = reply.identity, False
+        if self.identity_file is not None:
+            try:
+                self.identity_file.save(self.node_id, self.node_token, self.identity.name)
+            except OSError as exc:
+                log.warning("could not save the node identity to %s (%s); a restart will be a new node",
+                            self.identity_file.path, exc)
         self.heartbeat_interval_s, self.lease_ttl_s = reply.heartbeat_interval_s, reply.lease_ttl_s
         self.client.set_token(self.node_token)
         self._must_register = False
-        log.info("registered with the node pool at %s as %s (%s)", self.address, self.node_id, self.identity.name)
+        log.info("registered with the node pool at %s as %s (%s, %s)", self.address, self.node_id,
+                 self.identity.name, reply.identity or "?")
         if reset:
             log.warning("the node pool did not know this node any more; registered anew")
             self.on_reset()
+
+    def load_identity(self) -> None:
+        """Take the saved node credentials (call while holding the identity file)."""
+        if self.identity_file is not None:
+            self.node_id, self.node_token = self.identity_file.load()
 
     def register(self) -> None:
         """Register (blocking through outages)."""

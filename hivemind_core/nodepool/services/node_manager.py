@@ -8,6 +8,7 @@ import grpc
 
 from hivemind_core.nodepool.auth import Authenticator, caller_of
 from hivemind_core.nodepool.config import PoolConfig
+from hivemind_core.nodepool.identity import Claim, peer_host
 from hivemind_core.nodepool.services.errors import grpc_errors
 from hivemind_core.nodepool.store import METRIC_FIELDS, NodeRecord, Store
 from hivemind_core.proto import nodepool_pb2 as pb
@@ -21,25 +22,32 @@ def node_status(node: dict, now: float, offline_after_s: float) -> str:
     return "busy" if node["running"] >= max(1, node["slots"]) else "online"
 
 
+def node_running(node: dict, status: str) -> int:
+    """Subtasks running on the node: its own last report while it is alive; once it is
+    offline that report is stale, so the pool's count of leases it still holds (0 once they
+    expired and were requeued)."""
+    return node["running_leases"] if status == "offline" else node["running"]
+
+
 class NodeManagerServicer(pb_grpc.NodeManagerServicer):
     def __init__(self, store: Store, auth: Authenticator, config: PoolConfig) -> None:
         self.store, self.auth, self.config = store, auth, config
 
     @grpc_errors
     def Register(self, request: pb.RegisterRequest, context: grpc.ServicerContext) -> pb.RegisterReply:
+        """A node joins or comes back; who it is follows :mod:`hivemind_core.nodepool.identity`."""
         if not request.name:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a node needs a name")
-        resume = bool(request.node_id and request.node_token
-                      and self.store.node_token_matches(request.node_id, request.node_token))
-        node_id = request.node_id if resume else "node-" + secrets.token_hex(6)
-        token = request.node_token if resume else secrets.token_urlsafe(32)
-        self.store.register_node(
-            NodeRecord(node_id=node_id, name=request.name, address=request.address or context.peer(),
-                       cores=max(1, request.cores), memory_mb=max(0, request.memory_mb), gpu=request.gpu,
-                       labels=dict(request.labels), version=request.version, slots=max(1, request.slots)),
-            token, self.store.now())
+        claim = Claim(name=request.name, peer_host=peer_host(context.peer()), node_id=request.node_id,
+                      node_token=request.node_token, fresh_process=request.fresh_process)
+        record = NodeRecord(node_id="node-" + secrets.token_hex(6), name=request.name,
+                            address=request.address or context.peer(), cores=max(1, request.cores),
+                            memory_mb=max(0, request.memory_mb), gpu=request.gpu, labels=dict(request.labels),
+                            version=request.version, slots=max(1, request.slots))
+        decision, token = self.store.register(record, claim, self.store.now(), self.config.offline_after_s,
+                                              new_token=secrets.token_urlsafe(32))
         self.auth.refresh()
-        return pb.RegisterReply(node_id=node_id, node_token=token,
+        return pb.RegisterReply(node_id=decision.node_id, node_token=token, identity=decision.how,
                                 heartbeat_interval_s=self.config.heartbeat_interval_s,
                                 lease_ttl_s=self.config.lease_ttl_s)
 
@@ -56,13 +64,15 @@ class NodeManagerServicer(pb_grpc.NodeManagerServicer):
         now = self.store.now()
         nodes = []
         for n in self.store.list_nodes():
+            status = node_status(n, now, self.config.offline_after_s)
             nodes.append(pb.NodeInfo(
                 node_id=n["node_id"], name=n["name"], address=n["address"], cores=n["cores"],
                 memory_mb=n["memory_mb"], gpu=n["gpu"], labels=n["labels"], version=n["version"],
-                status=node_status(n, now, self.config.offline_after_s), last_heartbeat=n["last_heartbeat"],
-                running=n["running"], slots=n["slots"], registered_at=n["registered_at"],
+                status=status, last_heartbeat=n["last_heartbeat"], running=node_running(n, status),
+                slots=n["slots"], registered_at=n["registered_at"],
                 metrics=pb.Metrics(timestamp=n["last_heartbeat"],
-                                   **{k: n[k] for k in METRIC_FIELDS})))
+                                   **{k: n[k] for k in METRIC_FIELDS if k != "running"},
+                                   running=node_running(n, status))))
         return pb.NodeListReply(nodes=nodes)
 
     @grpc_errors
