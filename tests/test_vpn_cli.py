@@ -109,3 +109,10 @@ def test_cli_refuses_unusable_subnets(vpn) -> None:  # noqa: ANN001
     out = vpn("settings").stdout
     assert "10.0.0.0/24 (server 10.0.0.1" in out and "(none)" in out
     assert "AllowedIPs = 0.0.0.0/0" not in vpn("add-peer", "laptop").stdout
+
+
+def test_cli_refuses_the_all_zero_public_key(vpn) -> None:  # noqa: ANN001
+    vpn("settings", "--endpoint", "192.0.2.1")
+    r = vpn("add-peer", "weak", "--public-key", "A" * 43 + "=", ok=False)
+    assert r.returncode == 1 and "low-order" in r.stderr and len(r.stderr.splitlines()) == 1
+    assert vpn("list").stdout.strip() == "no peers"

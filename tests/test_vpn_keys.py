@@ -55,3 +55,29 @@ def test_pasted_public_key_accepted_when_canonical() -> None:
 def test_bad_public_keys_rejected_with_a_message(bad: str) -> None:
     with pytest.raises(ValidationError, match="WireGuard"):
         keys.validate_public_key(bad)
+
+
+# The Curve25519 points of small order (libsodium's blocklist in crypto_scalarmult/curve25519/ref10,
+# also listed in RFC 7748's security considerations): 0, 1, two points of order 8, p-1, p, p+1,
+# and the same with the unused top bit set. A handshake with any of them yields an all-zero secret.
+LOW_ORDER_POINTS = [
+    "0000000000000000000000000000000000000000000000000000000000000000",
+    "0100000000000000000000000000000000000000000000000000000000000000",
+    "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+    "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "0000000000000000000000000000000000000000000000000000000000000080",
+    "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b880",
+    "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f11d7",
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+]
+
+
+@pytest.mark.parametrize("point", LOW_ORDER_POINTS)
+def test_low_order_public_keys_rejected(point: str) -> None:
+    key = base64.b64encode(bytes.fromhex(point)).decode()
+    with pytest.raises(ValidationError, match="low-order") as err:
+        keys.validate_public_key(key)
+    assert err.value.field == "public key"

@@ -13,7 +13,7 @@ import binascii
 import secrets
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from hivemind_core.errors import ValidationError
 
@@ -47,9 +47,29 @@ def decode_key(text: str, what: str = "key") -> bytes:
     return raw
 
 
+def is_low_order(public: bytes) -> bool:
+    """True for a Curve25519 point of small order (all zeros, 1, p-1, ...).
+
+    Diffie-Hellman with such a point gives the all-zero secret whatever the
+    private key, so no WireGuard handshake with it can succeed (and a peer
+    holding it is not bound to any private key). ``cryptography`` (OpenSSL)
+    refuses to compute that secret, which is the test used here."""
+    try:
+        X25519PrivateKey.generate().exchange(X25519PublicKey.from_public_bytes(public))
+    except ValueError:
+        return True
+    return False
+
+
 def validate_public_key(text: str) -> str:
     """A pasted public key, checked and returned in canonical form (surrounding space removed)."""
-    decode_key(text, "public key")
+    raw = decode_key(text, "public key")
+    if is_low_order(raw):
+        raise ValidationError(
+            "That public key is a low-order Curve25519 point (such as all zeros), which no WireGuard "
+            "handshake can use. Paste the key `wg pubkey` prints for the device's private key.",
+            field="public key",
+        )
     return text.strip()
 
 
