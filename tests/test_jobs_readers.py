@@ -194,3 +194,89 @@ def test_parquet_timestamps_stay_timestamps(tmp_path):
     got, types = preview(tmp_path / "t.parquet")
     assert types["t"] == "datetime"
     pd.testing.assert_series_equal(got["t"], pd.read_parquet(tmp_path / "t.parquet")["t"], check_dtype=False)
+
+
+def _jsonl(path: Path, records: list[dict]) -> Path:
+    import json
+
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def test_jsonl_number_column_turning_to_text_late_widens_like_csv(tmp_path, monkeypatch):
+    """A number column meeting text after the sample becomes text in every shard (as for CSV)."""
+    monkeypatch.setattr(readers, "SAMPLE_BYTES", 4096)
+    monkeypatch.setattr(readers, "STREAM_BLOCK_BYTES", 4096)
+    records = [{"k": i % 3, "v": i, "f": i / 4} for i in range(3000)]
+    records += [{"k": 1, "v": "abc", "f": 2.5}, {"k": 2, "v": 7, "f": None}]
+    path = _jsonl(tmp_path / "mix.jsonl", records)
+    assert open_source(path).type_names() == {"k": "int", "v": "int", "f": "float"}
+    frames, split = shard_frames(path, tmp_path, parse_spec({"pipeline": {"columns": ["k", "v", "f"]},
+                                                             "split": {"shards": 4}}))
+    assert split.type_names() == {"k": "int", "v": "string", "f": "float"}
+    whole = pd.concat(frames, ignore_index=True)
+    assert whole["v"].tolist() == [str(r["v"]) for r in records]          # numbers as written, then the text
+    assert whole["k"].tolist() == [r["k"] for r in records]
+    assert whole["f"].tolist()[:-1] == [r["f"] for r in records][:-1] and pd.isna(whole["f"].iloc[-1])
+
+
+def test_jsonl_text_then_numbers_inside_the_sample_is_text(tmp_path):
+    path = _jsonl(tmp_path / "m.jsonl", [{"v": "x"}, {"v": 1}, {"v": 2.50}, {"v": True}, {"v": None}])
+    df, types = preview(path)
+    assert types == {"v": "string"}
+    assert df["v"].tolist()[:4] == ["x", "1", "2.5", "true"] and pd.isna(df["v"].iloc[4])
+
+
+def test_jsonl_bad_line_names_the_real_line_number(tmp_path, monkeypatch):
+    monkeypatch.setattr(readers, "SAMPLE_BYTES", 2048)
+    monkeypatch.setattr(readers, "STREAM_BLOCK_BYTES", 2048)
+    path = tmp_path / "bad.jsonl"
+    path.write_text("".join(f'{{"a": {i}}}\n' for i in range(1, 5000)) + '{"a": 5000, oops}\n{"a": 1}\n')
+    with pytest.raises(ValidationError) as err:
+        shard_frames(path, tmp_path)
+    assert "line 5000" in str(err.value) and "not valid JSON" in str(err.value)
+    nested = _jsonl(tmp_path / "n.jsonl", [{"a": 1}] * 3 + [{"a": {"b": 2}}])
+    with pytest.raises(ValidationError, match=r"line 4: column 'a' holds a nested object"):
+        open_source(nested)
+
+
+def test_json_array_of_objects_is_read_streaming(tmp_path, monkeypatch):
+    """What output.format json writes reads back as input (and so does a compact one-line array)."""
+    from hivemind_core.jobs.results import ResultWriter
+
+    monkeypatch.setattr(readers, "STREAM_BLOCK_BYTES", 1024)
+    monkeypatch.setattr(json_input_module(), "CHUNK_CHARS", 100)   # objects cut across chunk edges
+    frame = pd.DataFrame({"carrier": [f"C{i % 7}" for i in range(500)], "n": range(500),
+                          "x": [i / 3 if i % 5 else None for i in range(500)], "ok": [i % 2 == 0 for i in range(500)]})
+    with ResultWriter(tmp_path / "written.json", "json") as writer:
+        writer.write(frame.iloc[:200])
+        writer.write(frame.iloc[200:])
+    compact = tmp_path / "compact.json"
+    compact.write_text(frame.to_json(orient="records"))
+    for path in (tmp_path / "written.json", compact):
+        assert detect_format(path) == "json"
+        frames, split = shard_frames(path, tmp_path, parse_spec({"pipeline": {"columns": ["carrier", "n", "x", "ok"]},
+                                                                 "split": {"shards": 3}}))
+        assert split.type_names() == {"carrier": "string", "n": "int", "x": "float", "ok": "bool"}
+        assert len(frames) >= 3
+        pd.testing.assert_frame_equal(pd.concat(frames, ignore_index=True), pd.read_json(path), check_dtype=False)
+
+
+@pytest.mark.parametrize("text,words", [
+    ('[{"a": 1}, {"a": 2}', "line 1: expected ',' or ']'"),
+    ('[{"a": 1},\n 5]', "line 2: each item of the JSON array must be an object"),
+    ('[{"a": 1}]\n[{"a": 2}]', "line 2: unexpected text after the closing ]"),
+    ('[{"a": 1},\n{"a": 2,,}]', "line 2: not valid JSON"),
+])
+def test_json_array_errors_name_the_line(tmp_path, text, words):
+    path = tmp_path / "d.json"
+    path.write_text(text)
+    with pytest.raises(ValidationError) as err:
+        shard_frames(path, tmp_path)
+    assert words in str(err.value)
+
+
+def json_input_module():
+    from hivemind_core.jobs import json_input
+
+    return json_input

@@ -30,11 +30,13 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from hivemind_core.errors import ValidationError
+from hivemind_core.jobs import json_input
 
 SAMPLE_BYTES = 1 << 20          # schema inference and sniffing look at the first MiB
 STREAM_BLOCK_BYTES = 1 << 20    # CSV/JSON blocks while streaming: pyarrow reads ahead many blocks, so
                                 # memory grows ~60x this (16 MiB blocks cost ~360 MB; 1 MiB ~100 MB)
 PARQUET_BATCH_ROWS = 256_000
+PREVIEW_RESTARTS = 8            # a preview reads the first rows again at most this often with wider types
 # pandas' default NA strings, so a CSV means the same thing here as in pd.read_csv.
 PANDAS_NA_VALUES = [
     "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
@@ -44,18 +46,19 @@ TRUE_VALUES = ["True", "TRUE", "true"]
 FALSE_VALUES = ["False", "FALSE", "false"]
 _EXTENSIONS = {
     ".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".txt": "csv", ".parquet": "parquet",
-    ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
+    ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json",
 }
 _CSV_COLUMN_ERROR = re.compile(r"In CSV column #(\d+): .*conversion error to (\w+)")
 _JSON_COLUMN_ERROR = re.compile(r"Column\(/([^)]*)\) changed from")
-_JSON_CONVERT_ERROR = re.compile(r"Failed to convert JSON to (\w+)")
 
 
 class SchemaWidened(Exception):  # noqa: N818 - a signal to restart, not an error for users
-    """A later block needed a wider column type; restart with :attr:`source`."""
+    """A later block needed a wider column type (or the JSON needs the Python reader);
+    restart with :attr:`source`."""
 
     def __init__(self, source: TableSource, column: str) -> None:
-        super().__init__(f"column {column!r} widened to {source.schema.field(column).type}")
+        super().__init__(f"column {column!r} widened to {source.schema.field(column).type}" if column
+                         else "reading the JSON again record by record")
         self.source = source
         self.column = column
 
@@ -142,18 +145,22 @@ def _check_file(path: Path) -> None:
 
 
 def detect_format(path: Path | str, name: str | None = None) -> str:
-    """csv | tsv | parquet | jsonl, from the file name, else from the content."""
+    """csv | tsv | parquet | jsonl | json (an array of objects), from the file name, else the content."""
     path = Path(path)
     _check_file(path)
     head = _head(path, 4096)
     if head.startswith(b"PAR1"):
         return "parquet"
     ext = Path(name or path.name).suffix.lower()
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if ext == ".json":   # either kind is called .json
+        return "json" if stripped.startswith(b"[") else "jsonl"
     if ext in _EXTENSIONS:
         return _EXTENSIONS[ext]
-    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if stripped.startswith(b"{"):
         return "jsonl"
+    if stripped.startswith(b"[{") or re.match(rb"\[\s*\{", stripped):
+        return "json"
     first_line = stripped.split(b"\n", 1)[0]
     return "tsv" if b"\t" in first_line and b"," not in first_line else "csv"
 
@@ -199,6 +206,7 @@ class TableSource:
     schema: pa.Schema
     delimiter: str | None = None
     encoding: str | None = None
+    python_json: bool = False      # JSON Lines read record by record (see json_input), not by pyarrow
 
     @property
     def columns(self) -> list[str]:
@@ -275,9 +283,13 @@ class TableSource:
             if batch.num_rows:
                 yield _cast_batch(batch, target)
 
-    # ---- JSON Lines
+    # ---- JSON Lines (pyarrow, fast) and JSON arrays / the JSON Lines fallback (json_input)
     def _json_batches(self, columns: Sequence[str] | None) -> Iterator[pa.RecordBatch]:
         target = self.project(columns)
+        if self.fmt == "json" or self.python_json:
+            yield from json_input.record_batches(self.path, self.fmt, target, STREAM_BLOCK_BYTES,
+                                                 lambda column: SchemaWidened(self.widened(column), column))
+            return
         try:
             reader = pajson.open_json(
                 self.path, read_options=pajson.ReadOptions(block_size=STREAM_BLOCK_BYTES),
@@ -290,16 +302,13 @@ class TableSource:
             raise self._json_error(exc) from None
 
     def _json_error(self, exc: Exception) -> Exception:
-        msg = str(exc)
-        m = _JSON_COLUMN_ERROR.search(msg)
+        """A narrow column that pyarrow names is widened; anything else (a number in a text
+        column, a value pyarrow cannot place, bad JSON) restarts with the record-by-record
+        reader, which widens any column exactly and names the real line of an error."""
+        m = _JSON_COLUMN_ERROR.search(str(exc))
         if m and m.group(1) in self.columns and not pa.types.is_string(self.schema.field(m.group(1)).type):
             return SchemaWidened(self.widened(m.group(1)), m.group(1))
-        m = _JSON_CONVERT_ERROR.search(msg)
-        if m:  # pyarrow does not say which column: widen the first one of that type still narrow
-            for f in self.schema:
-                if str(f.type) == m.group(1) or (m.group(1).startswith("int") and pa.types.is_integer(f.type)):
-                    return SchemaWidened(self.widened(f.name), f.name)
-        return ValidationError(f"input: the file is not valid JSON Lines: {msg.splitlines()[0]}", field="input")
+        return SchemaWidened(replace(self, python_json=True), "")
 
 
 def _cast_batch(batch: pa.RecordBatch, target: pa.Schema) -> pa.RecordBatch:
@@ -348,21 +357,15 @@ def _infer_parquet(path: Path) -> TableSource:
     return TableSource(path, "parquet", _canonical_schema(pf.schema_arrow))
 
 
-def _infer_json(path: Path, encoding: str | None) -> TableSource:
+def _infer_json(path: Path, fmt: str, encoding: str | None) -> TableSource:
     if encoding not in (None, "utf-8"):
-        raise ValidationError("input.encoding: JSON Lines must be UTF-8", field="input.encoding")
+        raise ValidationError("input.encoding: JSON must be UTF-8", field="input.encoding")
     text = _decode_sample(_head(path), None)
     if not text.strip():
         raise ValidationError("input: the file has no JSON records in it", field="input")
-    try:
-        reader = pajson.open_json(path, read_options=pajson.ReadOptions(block_size=SAMPLE_BYTES))
-        sample = reader.read_next_batch()
-    except StopIteration:
-        raise ValidationError("input: the file has no JSON records in it", field="input") from None
-    except pa.ArrowInvalid as exc:
-        raise ValidationError(f"input: the file is not valid JSON Lines: {str(exc).splitlines()[0]}",
-                              field="input") from None
-    return TableSource(path, "jsonl", _canonical_schema(sample.schema, text_dates=True))
+    schema = json_input.infer_schema(path, fmt, SAMPLE_BYTES)   # text stays text (no date parsing)
+    _check_names(schema.names)
+    return TableSource(path, fmt, schema)
 
 
 def open_source(path: Path | str, fmt: str | None = None, delimiter: str | None = None,
@@ -375,9 +378,9 @@ def open_source(path: Path | str, fmt: str | None = None, delimiter: str | None 
         return _infer_csv(path, fmt, delimiter, encoding)
     if fmt == "parquet":
         return _infer_parquet(path)
-    if fmt == "jsonl":
-        return _infer_json(path, encoding)
-    raise ValidationError(f"input.format: unknown format {fmt!r}; use csv, tsv, parquet or jsonl",
+    if fmt in ("jsonl", "json"):
+        return _infer_json(path, fmt, encoding)
+    raise ValidationError(f"input.format: unknown format {fmt!r}; use csv, tsv, parquet, jsonl or json",
                           field="input.format")
 
 
@@ -401,15 +404,18 @@ def preview(path: Path | str, fmt: str | None = None, n: int = 20, delimiter: st
             encoding: str | None = None) -> tuple[pd.DataFrame, dict[str, str]]:
     """The first ``n`` rows and column -> type name (from the sample)."""
     source = open_source(path, fmt, delimiter, encoding)
-    rows: list[pa.RecordBatch] = []
-    got = 0
-    try:
-        for batch in source.iter_batches():
-            rows.append(batch.slice(0, n - got))
-            got += rows[-1].num_rows
-            if got >= n:
-                break
-    except SchemaWidened:
-        pass  # the first rows were read with the sample's types; that is what a preview shows
-    table = pa.Table.from_batches(rows, schema=source.schema)
-    return to_pandas(table), source.type_names()
+    for _attempt in range(PREVIEW_RESTARTS):
+        read_with = source
+        rows: list[pa.RecordBatch] = []
+        got = 0
+        try:
+            for batch in source.iter_batches():
+                rows.append(batch.slice(0, n - got))
+                got += rows[-1].num_rows
+                if got >= n:
+                    break
+            break
+        except SchemaWidened as widened:   # the first rows themselves need wider types: read them again
+            source = widened.source
+    table = pa.Table.from_batches(rows, schema=read_with.schema)
+    return to_pandas(table), read_with.type_names()

@@ -34,7 +34,7 @@ from hivemind_core.jobs.job_types import (
 SPEC_VERSION = 1
 JOB_TYPES = ("data_processing", "machine_learning", "simulation")
 SPLIT_STRATEGIES = ("rows", "key", "unsplit")
-INPUT_FORMATS = ("csv", "tsv", "parquet", "jsonl")
+INPUT_FORMATS = ("csv", "tsv", "parquet", "jsonl", "json")
 OUTPUT_FORMATS = ("csv", "parquet", "json", "jsonl")
 FILTER_OPS = ("==", "!=", "<", "<=", ">", ">=", "in", "not_in", "is_null", "not_null", "contains")
 AGGREGATIONS = ("count", "size", "sum", "mean", "min", "max", "std", "var", "nunique", "median")
