@@ -116,3 +116,16 @@ def test_cli_refuses_the_all_zero_public_key(vpn) -> None:  # noqa: ANN001
     r = vpn("add-peer", "weak", "--public-key", "A" * 43 + "=", ok=False)
     assert r.returncode == 1 and "low-order" in r.stderr and len(r.stderr.splitlines()) == 1
     assert vpn("list").stdout.strip() == "no peers"
+
+
+def test_cli_refuses_to_renumber_or_drop_ipv6_addresses(vpn) -> None:  # noqa: ANN001
+    vpn("settings", "--endpoint", "192.0.2.1", "--subnet-v6", "fd42::/64")
+    vpn("add-peer", "alice")
+    for value in ("fd43::/64", ""):
+        r = vpn("settings", "--subnet-v6", value, ok=False)
+        assert r.returncode == 1 and len(r.stderr.splitlines()) == 1, r.stderr
+        assert "'alice' has fd42::2" in r.stderr and "Revoke" in r.stderr
+        assert "remove the IPv6 subnet" not in r.stderr  # that path renumbered everyone before
+        assert "10.0.0.2, fd42::2" in vpn("list").stdout
+    help_text = vpn("settings", "--help").stdout
+    assert "existing peers" in help_text  # adding a v6 subnet gives them addresses; it says so

@@ -141,10 +141,35 @@ def test_subnet_change_refused_when_peers_would_fall_outside() -> None:
         service.update_server_settings(ADMIN, subnet="10.9.0.0/24")
     service.update_server_settings(ADMIN, subnet="10.0.0.0/16")  # still contains 10.0.0.2
     assert service.list_peers(ADMIN)[0].addresses == a.addresses
-    service.update_server_settings(ADMIN, subnet_v6="fd77::/64")  # existing peers get IPv6 addresses
+    # adding an IPv6 subnet where there was none gives existing peers an IPv6 address (documented):
+    # their IPv4 addresses stay, so configs already handed out keep working over IPv4
+    service.update_server_settings(ADMIN, subnet_v6="fd77::/64")
     assert service.list_peers(ADMIN)[0].addresses == (a.addresses[0], "fd77::2")
+
+
+def test_ipv6_subnet_change_or_removal_refused_while_peers_hold_ipv6_addresses() -> None:
+    """Moving or removing the IPv6 subnet would renumber or strip peers whose configs are out there."""
+    service.update_server_settings(ADMIN, endpoint="192.0.2.1", subnet="10.0.0.0/24", subnet_v6="fd42::/64")
+    alice = service.add_peer(ADMIN, "alice").peer
+    bob = service.add_peer(ADMIN, "bob").peer
+    assert (alice.addresses, bob.addresses) == (("10.0.0.2", "fd42::2"), ("10.0.0.3", "fd42::3"))
+    for new in ("fd43::/64", "", None):
+        with pytest.raises(ValidationError, match="Revoke") as err:
+            service.update_server_settings(ADMIN, subnet_v6=new)
+        assert err.value.field == "subnet_v6" and "'alice'" in str(err.value) and "fd42::2" in str(err.value)
+        assert [p.addresses for p in service.list_peers(ADMIN)] == [alice.addresses, bob.addresses]
+        assert service.get_server_settings(ADMIN).subnet_v6 == "fd42::/64"
+    service.update_server_settings(ADMIN, subnet_v6="fd42::/48")  # still holds every peer's address
+    assert [p.addresses for p in service.list_peers(ADMIN)] == [alice.addresses, bob.addresses]
+    service.revoke_peer(ADMIN, alice.id)
+    with pytest.raises(ValidationError, match="'bob'"):
+        service.update_server_settings(ADMIN, subnet_v6="")
+    service.revoke_peer(ADMIN, bob.id)
+    service.update_server_settings(ADMIN, subnet_v6="fd43::/64")  # nobody holds an IPv6 address now
+    assert service.add_peer(ADMIN, "carol").peer.addresses == ("10.0.0.2", "fd43::2")
+    service.revoke_peer(ADMIN, service.find_peer(ADMIN, "carol").id)
     service.update_server_settings(ADMIN, subnet_v6="")
-    assert service.list_peers(ADMIN)[0].addresses == a.addresses
+    assert service.get_server_settings(ADMIN).subnet_v6 is None
 
 
 def _add_many(data_dir: str, prefix: str, n: int, queue: mp.Queue) -> None:

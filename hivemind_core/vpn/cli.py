@@ -124,7 +124,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--endpoint", help="public IPv4/IPv6 address or DNS name of the VPN server")
     p.add_argument("--port", type=int, help="UDP port the server listens on (default 51820)")
     p.add_argument("--subnet", help="IPv4 VPN subnet (default 10.0.0.0/24; server on the first address)")
-    p.add_argument("--subnet-v6", dest="subnet_v6", help="optional IPv6 VPN subnet, e.g. fd42:42:42::/64; '' removes it")
+    p.add_argument("--subnet-v6", dest="subnet_v6",
+                   help="optional IPv6 VPN subnet, e.g. fd42:42:42::/64; '' removes it. Adding one gives "
+                   "existing peers an IPv6 address too; changing or removing it is refused while peers "
+                   "hold IPv6 addresses outside the new one (revoke them first)")
     p.add_argument("--dns", help="DNS servers for clients, comma-separated IPs; '' removes them")
     p.add_argument("--mtu", type=int, help="interface MTU (0 = automatic)")
     p.add_argument("--keepalive", type=int, help="PersistentKeepalive seconds for clients (0 = off, default 25)")

@@ -226,9 +226,12 @@ def update_server_settings(
     """Change the given settings (admins only). ``None``/"" clears an optional one
     (endpoint and port then fall back to the environment).
 
-    A subnet can change only if every active peer's address fits the new one;
-    adding an IPv6 subnet gives every active peer an IPv6 address, removing it
-    takes them away (their client configs then need downloading again).
+    A subnet (IPv4 or IPv6) can change only if every active peer's address fits
+    the new one, and the IPv6 subnet can be removed only while no active peer
+    holds an IPv6 address: configs already handed out must keep matching, so
+    nothing is renumbered. Adding an IPv6 subnet where there was none gives
+    every active peer an IPv6 address too (intended: their IPv4 addresses stay,
+    so old configs keep working over IPv4 and gain IPv6 once downloaded again).
     """
     _require_admin(who, "change the VPN server settings")
     settings, engine = _engine(settings)
@@ -263,13 +266,12 @@ def update_server_settings(
                     field="subnet",
                 )
             if peer.address_v6 and (pool_v6 is None or not pool_v6.is_assignable(ipaddress.ip_address(peer.address_v6))):
-                if pool_v6 is None:
-                    peer.address_v6 = None
-                else:
-                    raise ValidationError(
-                        f"Peer {peer.name!r} has {peer.address_v6}, outside {pool_v6.network}. Revoke it first, "
-                        "or remove the IPv6 subnet and set the new one afterwards.", field="subnet_v6",
-                    )
+                change = f"outside {pool_v6.network}" if pool_v6 else "and removing the IPv6 subnet would take it away"
+                raise ValidationError(
+                    f"Peer {peer.name!r} has {peer.address_v6}, {change}; its config would no longer match. "
+                    "Revoke the peers with IPv6 addresses first (`vpn list` shows them), or pick an IPv6 "
+                    "subnet that contains their addresses.", field="subnet_v6",
+                )
         if pool_v6 is not None:
             used = [ipaddress.ip_address(p.address_v6) for p in peers if p.address_v6]
             for peer in peers:
