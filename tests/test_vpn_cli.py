@@ -129,3 +129,31 @@ def test_cli_refuses_to_renumber_or_drop_ipv6_addresses(vpn) -> None:  # noqa: A
         assert "10.0.0.2, fd42::2" in vpn("list").stdout
     help_text = vpn("settings", "--help").stdout
     assert "existing peers" in help_text  # adding a v6 subnet gives them addresses; it says so
+
+
+def test_cli_port_zero_refused_and_blank_means_unset(vpn, subprocess_env: dict[str, str]) -> None:  # noqa: ANN001
+    vpn("settings", "--endpoint", "vpn.example.org", "--port", "51888")
+    r = vpn("settings", "--port", "0", ok=False)
+    assert r.returncode == 1 and "port must be between 1 and 65535, got 0" in r.stderr
+    assert "51888  [settings]" in vpn("settings").stdout  # unchanged
+    # '' is the documented way to unset: back to the environment / default
+    out = vpn("settings", "--port", "", "--endpoint", "").stdout
+    assert "51820  [environment/default]" in out and "(not set)  [unset]" in out
+    subprocess_env["HIVEMIND_VPN_ENDPOINT"] = "env.example.org"
+    assert "env.example.org  [environment]" in vpn("settings").stdout
+    help_text = " ".join(vpn("settings", "--help").stdout.split())
+    assert "'' unsets it (then HIVEMIND_VPN_ENDPOINT is used)" in help_text
+    assert "'' unsets it (then HIVEMIND_VPN_PORT or 51820)" in help_text
+
+
+def test_service_refuses_port_zero() -> None:
+    from hivemind_core.errors import ValidationError
+    from hivemind_core.principal import Principal
+    from hivemind_core.vpn import service
+
+    admin = Principal("root", "admin")
+    service.update_server_settings(admin, port=4500)
+    with pytest.raises(ValidationError, match="between 1 and 65535"):
+        service.update_server_settings(admin, port=0)
+    assert service.get_server_settings(admin).port == 4500
+    assert service.update_server_settings(admin, port=None).port == 51820  # None unsets

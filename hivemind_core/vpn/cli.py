@@ -26,6 +26,16 @@ def _write_or_print(text: str, output: str | None) -> None:
         sys.stdout.write(text)
 
 
+def _port_or_unset(text: str) -> int | str:
+    """``--port``: a whole number (checked by the service, so 0 is refused) or '' to unset."""
+    if not text.strip():
+        return ""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+
+
 def _settings(args: argparse.Namespace) -> int:
     changes = {
         key: getattr(args, key)
@@ -121,8 +131,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = vpn.add_subparsers(dest="vpn_command", metavar="VPN_COMMAND", required=True)
 
     p = sub.add_parser("settings", help="show or change the VPN server settings")
-    p.add_argument("--endpoint", help="public IPv4/IPv6 address or DNS name of the VPN server")
-    p.add_argument("--port", type=int, help="UDP port the server listens on (default 51820)")
+    p.add_argument("--endpoint", help="public IPv4/IPv6 address or DNS name of the VPN server; "
+                   "'' unsets it (then HIVEMIND_VPN_ENDPOINT is used)")
+    p.add_argument("--port", type=_port_or_unset, help="UDP port the server listens on, 1-65535; "
+                   "'' unsets it (then HIVEMIND_VPN_PORT or 51820)")
     p.add_argument("--subnet", help="IPv4 VPN subnet (default 10.0.0.0/24; server on the first address)")
     p.add_argument("--subnet-v6", dest="subnet_v6",
                    help="optional IPv6 VPN subnet, e.g. fd42:42:42::/64; '' removes it. Adding one gives "

@@ -224,7 +224,7 @@ def update_server_settings(
     web_port: int = _UNCHANGED, settings: Settings | None = None,
 ) -> ServerSettingsView:
     """Change the given settings (admins only). ``None``/"" clears an optional one
-    (endpoint and port then fall back to the environment).
+    (endpoint and port then fall back to the environment / 51820); port 0 is an error.
 
     A subnet (IPv4 or IPv6) can change only if every active peer's address fits
     the new one, and the IPv6 subnet can be removed only while no active peer
@@ -238,9 +238,9 @@ def update_server_settings(
     with write_session(engine) as s:
         row = _load_settings_row(s)
         if endpoint is not _UNCHANGED:
-            row.endpoint = validate.endpoint_host(endpoint) if endpoint else None
+            row.endpoint = validate.endpoint_host(endpoint) if (endpoint or "").strip() else None
         if port is not _UNCHANGED:
-            row.port = validate.port(port, "port") if port else None
+            row.port = None if port in (None, "") else validate.port(port, "port")  # 0 is refused, not "unset"
         if node_pool_port is not _UNCHANGED:
             row.node_pool_port = validate.port(node_pool_port, "node pool port")
         if web_port is not _UNCHANGED:
