@@ -280,3 +280,33 @@ def json_input_module():
     from hivemind_core.jobs import json_input
 
     return json_input
+
+
+def _split_error(path: Path, tmp: Path, encoding: str | None) -> ValidationError:
+    spec = parse_spec({"input": {"encoding": encoding} if encoding else {}, "pipeline": {"columns": ["name", "n"]}})
+    with pytest.raises(ValidationError) as err:
+        split_task(spec, open_source(path, encoding=spec.input.encoding), tmp / "st", slots=1)
+    assert err.value.field == "input.encoding" and "\n" not in str(err.value)
+    return err.value
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "ascii", "utf-8", None])
+def test_decoding_error_far_down_names_encoding_byte_offset_and_line(tmp_path, encoding):
+    """Past the sample the codec runs inside pyarrow's reader; the error still says where."""
+    path = tmp_path / "late.csv"
+    head = b"name,n\n" + b"abc,1\n" * 400_000      # 2.4 MB: well past the 1 MiB sample
+    path.write_bytes(head + b"Z\x81rich,2\n")
+    message = str(_split_error(path, tmp_path, encoding))
+    assert f"byte offset {len(head) + 1}" in message and "line 400002" in message
+    assert (f"cannot be decoded as {encoding}" if encoding else "not valid UTF-8") in message
+
+
+def test_utf16_with_bom_reads_and_without_bom_is_one_line(tmp_path):
+    good = tmp_path / "u16.csv"
+    good.write_bytes("name,n\nZürich,1\nKöln,2\n".encode("utf-16"))
+    df, _ = preview(good, encoding="utf-16")
+    assert df["name"].tolist() == ["Zürich", "Köln"]
+    bad = tmp_path / "latin.csv"
+    bad.write_bytes("name,n\nZürich,1\n".encode("latin-1"))
+    message = str(_split_error(bad, tmp_path, "utf-16"))
+    assert "cannot be decoded as utf-16" in message and "BOM" in message

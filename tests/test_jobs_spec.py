@@ -121,3 +121,118 @@ def test_valid_filters_of_every_kind():
         {"column": "time_hour", "op": "<", "value": "2013-03-01T00:00:00Z"},
     ]))
     validate_against_schema(spec, SCHEMA)
+
+
+# ----------------------------------------------------------------- wrong JSON types anywhere
+
+FULL_SPEC = {
+    "version": 1, "name": "n", "type": "data_processing", "priority": 5, "max_attempts": 3,
+    "split": {"shards": 4, "strategy": "rows"},
+    "input": {"format": "csv", "delimiter": ",", "encoding": "utf-8"},
+    "output": {"format": "csv"}, "timeout_s": 60, "memory_mb": 256,
+    "pipeline": {
+        "filter": [{"column": "origin", "op": "==", "value": "JFK"},
+                   {"column": "distance", "op": "in", "value": [100, 200]}],
+        "columns": ["origin", "carrier", "arr_delay", "distance"],
+        "group_by": ["carrier"],
+        "aggregate": {"arr_delay": ["mean", "count"], "distance": ["sum"]},
+        "sort": [{"column": "arr_delay_mean", "descending": True}],
+        "limit": 10,
+    },
+}
+WRONG_VALUES = [[","], {"a": 1}, 1.5, True, "x", -1, 0, "", [], {}, float("nan"), [None], [[1]]]
+
+
+def _paths(value, prefix=()):
+    """Every path into a JSON value (objects and lists), the root excluded."""
+    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in children:
+        yield prefix + (key,)
+        yield from _paths(child, prefix + (key,))
+
+
+def _replaced(spec, path, new):
+    out = json.loads(json.dumps(spec))
+    target = out
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = new
+    return out
+
+
+def _dotted(path) -> str:
+    return "".join(f"[{k}]" if isinstance(k, int) else (f".{k}" if i else k) for i, k in enumerate(path))
+
+
+@pytest.mark.parametrize("base", [FULL_SPEC, {"script": "def process(df):\n    return df\n", "split": {"shards": 2}}])
+def test_any_wrong_value_anywhere_is_a_validation_error_naming_its_field(base):
+    """No TypeError/KeyError/... for any wrong JSON type at any place: a ValidationError whose
+    field is the replaced field or inside it (or a field it makes inconsistent, e.g. sort by a
+    column the changed aggregation no longer produces)."""
+    validate_against_schema(parse_spec(base), SCHEMA)
+    checked = 0
+    for path in _paths(base):
+        for wrong in WRONG_VALUES:
+            spec = _replaced(base, path, wrong)
+            try:
+                validate_against_schema(parse_spec(spec), SCHEMA)
+            except ValidationError as exc:
+                assert exc.field, (path, wrong, exc)
+                assert str(exc).startswith(f"{exc.field}:") or str(exc).startswith("input"), (path, wrong, exc)
+                checked += 1
+    assert checked > (300 if "pipeline" in base else 20)
+
+
+@pytest.mark.parametrize("spec,field,words", [
+    ({"input": {"delimiter": [","]}}, "input.delimiter", "single character"),
+    ({"input": {"encoding": "hex"}}, "input.encoding", "not a text encoding"),
+    ({"input": {"encoding": "rot13"}}, "input.encoding", "not a text encoding"),
+    ({"input": {"encoding": "base64"}}, "input.encoding", "not a text encoding"),
+    ({"input": {"encoding": ["utf-8"]}}, "input.encoding", "must be a string"),
+    ({"split": []}, "split", "JSON object"),
+    ({"output": "csv"}, "output", "JSON object"),
+    ({"input": {"format": ""}}, "input.format", "not one of"),
+])
+def test_wrong_input_fields(spec, field, words):
+    with pytest.raises(ValidationError) as err:
+        parse_spec({"pipeline": {"columns": ["origin"]}} | spec)
+    assert err.value.field == field and words in str(err.value)
+
+
+def test_real_text_encodings_still_accepted():
+    for name in ("utf-8", "latin-1", "cp1252", "utf-16", "UTF8", "iso-8859-15"):
+        assert parse_spec({"input": {"encoding": name}, "pipeline": {"columns": ["origin"]}}).input.encoding
+
+
+# ----------------------------------------------------------------- nothing to do / NaN values
+
+@pytest.mark.parametrize("spec,field,words", [
+    ({"type": "foo"}, "pipeline", "a foo job needs a pipeline or a script"),
+    ({"type": "foo", "pipeline": {}}, "pipeline", "nothing to do"),
+    ({"type": "machine_learning", "grid": {"a": [1]}}, "script", "fit_score"),
+    ({"type": "machine_learning", "script": "def fit_score(train, test, params):\n    return 1\n"}, "grid",
+     "needs a grid"),
+    ({"pipeline": {"filter": [{"column": "distance", "op": "in", "value": [float("nan"), 1]}]}},
+     "pipeline.filter[0].value", "is_null"),
+    ({"pipeline": {"filter": [{"column": "distance", "op": "not_in", "value": [float("inf")]}]}},
+     "pipeline.filter[0].value", "finite"),
+    ({"pipeline": {"filter": [{"column": "distance", "op": "==", "value": float("nan")}]}},
+     "pipeline.filter[0].value", "is_null"),
+])
+def test_specs_that_do_nothing_or_compare_with_nan_are_refused(spec, field, words):
+    with pytest.raises(ValidationError) as err:
+        parse_spec(json.dumps(spec))    # json.dumps writes NaN / Infinity, which json.loads reads back
+    assert err.value.field == field and words in str(err.value)
+
+
+def test_other_type_with_a_pipeline_or_script_runs_unsplit():
+    spec = parse_spec({"type": "foo", "pipeline": {"columns": ["origin"]}})
+    assert spec.runs_unsplit
+    assert parse_spec({"type": "report", "script": "def process(df):\n    return df\n"}).runs_unsplit
+
+
+def test_in_values_must_have_the_columns_type():
+    spec = parse_spec({"pipeline": {"filter": [{"column": "distance", "op": "in", "value": [100, "200"]}]}})
+    with pytest.raises(ValidationError) as err:
+        validate_against_schema(spec, SCHEMA)
+    assert err.value.field == "pipeline.filter[0].value" and '"200" does not match column' in str(err.value)

@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from hivemind_core.errors import ValidationError
 from hivemind_core.jobs import json_input
+from hivemind_core.jobs.encodings import decode_error
 
 SAMPLE_BYTES = 1 << 20          # schema inference and sniffing look at the first MiB
 STREAM_BLOCK_BYTES = 1 << 20    # CSV/JSON blocks while streaming: pyarrow reads ahead many blocks, so
@@ -165,7 +166,7 @@ def detect_format(path: Path | str, name: str | None = None) -> str:
     return "tsv" if b"\t" in first_line and b"," not in first_line else "csv"
 
 
-def _decode_sample(head: bytes, encoding: str | None) -> str:
+def _decode_sample(path: Path, head: bytes, encoding: str | None) -> str:
     if encoding is None and b"\x00" in head:
         raise ValidationError("input: this looks like a binary file, not CSV/TSV text "
                               "(upload CSV, TSV, Parquet or JSON Lines)", field="input")
@@ -174,14 +175,8 @@ def _decode_sample(head: bytes, encoding: str | None) -> str:
     decoder = codecs.getincrementaldecoder(codec)()
     try:
         return decoder.decode(head, final=False)
-    except UnicodeDecodeError as exc:
-        if encoding is None:
-            raise ValidationError(
-                f"input: the file is not valid UTF-8 text (byte 0x{head[exc.start]:02x} at offset {exc.start}); "
-                "if it uses another encoding, set input.encoding, e.g. \"latin-1\" or \"cp1252\"",
-                field="input.encoding") from None
-        raise ValidationError(f"input: the file cannot be decoded as {encoding} ({exc.reason} at byte "
-                              f"{exc.start}); check input.encoding", field="input.encoding") from None
+    except UnicodeError:
+        raise decode_error(path, encoding) from None
 
 
 def sniff_delimiter(text: str) -> str:
@@ -260,6 +255,8 @@ class TableSource:
                     yield batch.select(target.names)
         except pa.ArrowInvalid as exc:
             raise self._csv_error(exc) from None
+        except UnicodeError as exc:   # from the Python codec pyarrow transcodes a non-UTF-8 file with
+            raise decode_error(self.path, self.encoding, exc) from None
 
     def _csv_error(self, exc: Exception) -> Exception:
         msg = str(exc)
@@ -269,8 +266,7 @@ class TableSource:
             if m.group(2) != "string":
                 return SchemaWidened(self.widened(column), column)
         if "UTF8" in msg or "UTF-8" in msg or "decode" in msg.lower():
-            return ValidationError("input: the file is not valid UTF-8 text further down; if it uses another "
-                                   "encoding, set input.encoding, e.g. \"latin-1\"", field="input.encoding")
+            return decode_error(self.path, self.encoding)
         first = msg.splitlines()[0] if msg else type(exc).__name__
         return ValidationError(f"input: the file cannot be read as {self.fmt.upper()}: {first} "
                                "(check the delimiter and the quoting)", field="input")
@@ -321,7 +317,7 @@ def _cast_batch(batch: pa.RecordBatch, target: pa.Schema) -> pa.RecordBatch:
 
 def _infer_csv(path: Path, fmt: str, delimiter: str | None, encoding: str | None) -> TableSource:
     head = _head(path)
-    text = _decode_sample(head, encoding)
+    text = _decode_sample(path, head, encoding)
     if not text.strip():
         raise ValidationError("input: the file has no text in it; upload a file with a header row and data rows",
                               field="input")
@@ -341,6 +337,8 @@ def _infer_csv(path: Path, fmt: str, delimiter: str | None, encoding: str | None
         raise ValidationError("input: the file has a header row but no data rows", field="input") from None
     except pa.ArrowInvalid as exc:
         raise probe._csv_error(exc) from None
+    except UnicodeError as exc:
+        raise decode_error(path, encoding, exc) from None
     if sample.num_rows == 0:
         raise ValidationError("input: the file has a header row but no data rows", field="input")
     return TableSource(path, fmt, _canonical_schema(sample.schema, text_dates=True), delimiter, encoding)
@@ -360,7 +358,7 @@ def _infer_parquet(path: Path) -> TableSource:
 def _infer_json(path: Path, fmt: str, encoding: str | None) -> TableSource:
     if encoding not in (None, "utf-8"):
         raise ValidationError("input.encoding: JSON must be UTF-8", field="input.encoding")
-    text = _decode_sample(_head(path), None)
+    text = _decode_sample(path, _head(path), None)
     if not text.strip():
         raise ValidationError("input: the file has no JSON records in it", field="input")
     schema = json_input.infer_schema(path, fmt, SAMPLE_BYTES)   # text stays text (no date parsing)

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from hivemind_core.errors import ValidationError
+from hivemind_core.jobs.encodings import text_encoding
 from hivemind_core.jobs.fields import check_keys as _check_keys
 from hivemind_core.jobs.fields import check_script
 from hivemind_core.jobs.fields import choice as _choice
@@ -183,6 +184,13 @@ class JobSpec:
 # --------------------------------------------------------------------------- parse
 
 
+def _given(obj: Mapping[str, Any], key: str, default: Any) -> Any:
+    """``obj[key]``, or ``default`` when it is missing or null (never for other empty or wrong values:
+    those are checked, so ``"split": []`` is an error rather than silently nothing)."""
+    value = obj.get(key)
+    return default if value is None else value
+
+
 def _column_list(raw: Any, path: str) -> tuple[str, ...]:
     if not isinstance(raw, list):
         raise _fail(path, "must be a list of column names")
@@ -191,6 +199,14 @@ def _column_list(raw: Any, path: str) -> tuple[str, ...]:
     if dupes:
         raise _fail(path, f"column {dupes[0]!r} is listed twice")
     return cols
+
+
+def _check_finite(value: Any, path: str) -> None:
+    if isinstance(value, float) and math.isnan(value):
+        raise _fail(path, "NaN is not a value to compare with; for missing values use the is_null / not_null "
+                    "operators")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _fail(path, "must be a finite number")
 
 
 def _parse_filter(raw: Any, path: str) -> FilterSpec:
@@ -209,12 +225,15 @@ def _parse_filter(raw: Any, path: str) -> FilterSpec:
     elif op in _LIST_OPS:
         if not isinstance(value, list) or not value:
             raise _fail(f"{path}.value", f"operator {op!r} needs a non-empty list of values")
-        if any(isinstance(v, (list, dict)) or v is None for v in value):
-            raise _fail(f"{path}.value", "list items must be plain values (number, text, true/false)")
+        for v in value:
+            if isinstance(v, (list, dict)) or v is None:
+                raise _fail(f"{path}.value", "list items must be plain values (number, text, true/false); "
+                            "for missing values use the is_null / not_null operators")
+            _check_finite(v, f"{path}.value")
     elif isinstance(value, (list, dict)):
         raise _fail(f"{path}.value", f"operator {op!r} needs a single value, got a {type(value).__name__}")
-    elif isinstance(value, float) and not math.isfinite(value):
-        raise _fail(f"{path}.value", "must be a finite number")
+    else:
+        _check_finite(value, f"{path}.value")
     return FilterSpec(column=column, op=op, value=value)
 
 
@@ -229,10 +248,9 @@ def parse_pipeline(raw: Any) -> PipelineSpec:
     columns = _column_list(obj["columns"], "pipeline.columns") if obj.get("columns") is not None else None
     if columns == ():
         raise _fail("pipeline.columns", "must name at least one column (leave it out to keep all)")
-    group_by = _column_list(obj.get("group_by") or [], "pipeline.group_by")
+    group_by = _column_list(_given(obj, "group_by", []), "pipeline.group_by")
 
-    agg_raw = obj.get("aggregate") or {}
-    agg_obj = _obj(agg_raw, "pipeline.aggregate")
+    agg_obj = _obj(_given(obj, "aggregate", {}), "pipeline.aggregate")
     aggregate: list[tuple[str, tuple[str, ...]]] = []
     for col, aggs in agg_obj.items():
         path = f"pipeline.aggregate.{col}"
@@ -249,7 +267,7 @@ def parse_pipeline(raw: Any) -> PipelineSpec:
     if group_by and not aggregate:
         raise _fail("pipeline.aggregate", "group_by needs at least one aggregation, e.g. {\"col\": [\"count\"]}")
 
-    sort_raw = obj.get("sort") or []
+    sort_raw = _given(obj, "sort", [])
     if isinstance(sort_raw, (str, Mapping)):
         sort_raw = [sort_raw]
     if not isinstance(sort_raw, list):
@@ -332,30 +350,28 @@ def parse_spec(raw: dict | str | bytes | JobSpec) -> JobSpec:
     priority = _int(obj.get("priority", 5), "priority", 0, 9)
     max_attempts = _int(obj.get("max_attempts", 3), "max_attempts", 1, 20)
 
-    split_obj = _obj(obj.get("split") or {}, "split")
+    split_obj = _obj(_given(obj, "split", {}), "split")
     _check_keys(split_obj, "split", ("shards", "strategy"))
     shards = _int(split_obj["shards"], "split.shards", 1, MAX_SHARDS) if split_obj.get("shards") is not None else None
     strategy = (_choice(split_obj["strategy"], "split.strategy", SPLIT_STRATEGIES)
                 if split_obj.get("strategy") is not None else None)
 
-    input_obj = _obj(obj.get("input") or {}, "input")
+    input_obj = _obj(_given(obj, "input", {}), "input")
     _check_keys(input_obj, "input", ("format", "delimiter", "encoding"))
-    fmt = _choice(input_obj["format"], "input.format", INPUT_FORMATS) if input_obj.get("format") else None
+    fmt = _choice(input_obj["format"], "input.format", INPUT_FORMATS) if input_obj.get("format") is not None else None
     delimiter = input_obj.get("delimiter")
     if delimiter is not None:
+        if not isinstance(delimiter, str):
+            raise _fail("input.delimiter", f"must be a single character in quotes such as \",\", \";\" or "
+                        f"\"\\t\", got {json.dumps(delimiter)}")
         delimiter = {"\\t": "\t", "tab": "\t"}.get(delimiter, delimiter)
-        if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\"\r\n":
+        if len(delimiter) != 1 or delimiter in "\"\r\n":
             raise _fail("input.delimiter", "must be a single character such as \",\", \";\" or \"\\t\"")
     encoding = input_obj.get("encoding")
     if encoding is not None:
-        import codecs
+        encoding = text_encoding(_str(encoding, "input.encoding"))
 
-        try:
-            encoding = codecs.lookup(_str(encoding, "input.encoding")).name
-        except LookupError:
-            raise _fail("input.encoding", f"unknown encoding {encoding!r}; try utf-8, latin-1 or cp1252") from None
-
-    output_obj = _obj(obj.get("output") or {}, "output")
+    output_obj = _obj(_given(obj, "output", {}), "output")
     _check_keys(output_obj, "output", ("format",))
     output_format = _choice(output_obj.get("format", "csv"), "output.format", OUTPUT_FORMATS)
 
@@ -366,14 +382,15 @@ def parse_spec(raw: dict | str | bytes | JobSpec) -> JobSpec:
 
     grid_search, simulation = _type_fields(obj, job_type, SplitSpec(shards=shards, strategy=strategy))
     script = obj.get("script")
-    has_pipeline = bool(obj.get("pipeline"))
+    has_pipeline = bool(_obj(_given(obj, "pipeline", {}), "pipeline"))   # {} = no pipeline
     if script is not None:
         _check_script(_str(script, "script"), job_type)
         if has_pipeline:
             raise _fail("script", "give either a pipeline or a script, not both")
     pipeline = parse_pipeline(obj["pipeline"]) if has_pipeline else PipelineSpec()
-    if job_type == "data_processing" and script is None and not has_pipeline:
-        raise _fail("pipeline", "a data_processing job needs a pipeline or a script")
+    if script is None and not has_pipeline:   # every other type runs unsplit, but it must do something
+        raise _fail("pipeline", f"a {job_type} job needs a pipeline or a script defining process(df); "
+                    "with neither there is nothing to do")
 
     spec = JobSpec(
         name=name, type=job_type, priority=priority, max_attempts=max_attempts,
