@@ -72,13 +72,14 @@ def subprocess_env() -> dict[str, str]:
     return env
 
 
-def spawn_pool(data_dir: Path, port: int, lease_ttl: float = 2.0, heartbeat: float = 0.5) -> subprocess.Popen:
+def spawn_pool(data_dir: Path, port: int, lease_ttl: float = 2.0, heartbeat: float = 0.5,
+               extra: tuple[str, ...] = ()) -> subprocess.Popen:
     """``python -m hivemind_core.nodepool`` as a process; returns once it serves."""
     (data_dir / "endpoint.json").unlink(missing_ok=True)
     proc = subprocess.Popen(
         [sys.executable, "-m", "hivemind_core.nodepool", "--listen", f"127.0.0.1:{port}",
          "--data-dir", str(data_dir), "--lease-ttl", str(lease_ttl), "--heartbeat-interval", str(heartbeat),
-         "--log-level", "WARNING"],
+         "--log-level", "WARNING", *extra],
         env=subprocess_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_until(lambda: (read_endpoint(data_dir) or {}).get("pid") == proc.pid or proc.poll() is not None,
                30, "the node pool to start")
@@ -86,11 +87,12 @@ def spawn_pool(data_dir: Path, port: int, lease_ttl: float = 2.0, heartbeat: flo
     return proc
 
 
-def spawn_worker(address: str, name: str, log_path: Path, slots: int = 1) -> subprocess.Popen:
+def spawn_worker(address: str, name: str, log_path: Path, slots: int = 1,
+                 extra: tuple[str, ...] = ()) -> subprocess.Popen:
     """``python -m hivemind_core.worker`` as a process (token on the command line, as documented)."""
     return subprocess.Popen(
         [sys.executable, "-m", "hivemind_core.worker", "--pool", address, "--token", TOKEN,
-         "--slots", str(slots), "--name", name, "--max-backoff", "0.5", "--drain-timeout", "5"],
+         "--slots", str(slots), "--name", name, "--max-backoff", "0.5", "--drain-timeout", "5", *extra],
         env=subprocess_env(), cwd=ROOT, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
 
 
