@@ -28,7 +28,21 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
-def test_cli_end_to_end(vpn, tmp_path: Path, data_dir: Path) -> None:  # noqa: ANN001
+@pytest.fixture
+def users() -> None:
+    """App accounts the peers below belong to (same data dir as the CLI subprocesses)."""
+    from hivemind_core import auth
+    from hivemind_core.principal import Principal
+
+    auth.create_first_admin("root", PASSWORD)
+    for name in ("alice", "bob", "ops"):
+        auth.create_user(Principal("root", "admin"), name, PASSWORD, "analyst")
+
+
+PASSWORD = "a long enough passphrase 42"
+
+
+def test_cli_end_to_end(vpn, users: None, tmp_path: Path, data_dir: Path) -> None:  # noqa: ANN001
     out = vpn("settings", "--endpoint", "vpn.example.org", "--port", "51888", "--subnet", "10.44.0.0/16",
               "--subnet-v6", "fd44::/64", "--dns", "10.44.0.1", "--mtu", "1400", "--keepalive", "15").stdout
     assert "vpn.example.org" in out and "10.44.0.0/16 (server 10.44.0.1, room for 65533 peers)" in out
@@ -157,3 +171,19 @@ def test_service_refuses_port_zero() -> None:
         service.update_server_settings(admin, port=0)
     assert service.get_server_settings(admin).port == 4500
     assert service.update_server_settings(admin, port=None).port == 51820  # None unsets
+
+
+def test_cli_owner_must_be_an_existing_enabled_user(vpn, users: None) -> None:  # noqa: ANN001
+    from hivemind_core import auth
+    from hivemind_core.principal import Principal
+
+    auth.set_disabled(Principal("root", "admin"), "bob", True)
+    vpn("settings", "--endpoint", "192.0.2.1")
+    for owner, words in [("nosuchuser", "no user 'nosuchuser'"), ("bob", "'bob' is disabled")]:
+        for kind in ("user", "worker"):
+            r = vpn("add-peer", f"{owner}-{kind}", "--owner", owner, "--kind", kind, ok=False)
+            assert r.returncode == 1 and words in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
+    assert vpn("list").stdout.strip() == "no peers"
+    assert "owner alice" in vpn("add-peer", "alice-pc", "--owner", "ALICE").stderr
+    assert "owner admin" in vpn("add-peer", "node-1", "--kind", "worker").stderr  # no --owner: the CLI's admin
+    assert "existing, enabled" in " ".join(vpn("add-peer", "--help").stdout.split())

@@ -116,7 +116,7 @@ def test_client_and_server_configs_parse(settings_name: str, tmp_path: Path) -> 
 
 def test_server_config_lists_only_enabled_peers_and_role_rules(tmp_path: Path) -> None:
     service.update_server_settings(ADMIN, endpoint="vpn.example.org", subnet_v6="fd00:1::/64")
-    worker = service.add_peer(ADMIN, "worker-1", owner="node1", kind="worker").peer
+    worker = service.add_peer(ADMIN, "worker-1", kind="worker").peer
     user = service.add_peer(ALICE, "alice laptop").peer
     off = service.add_peer(ADMIN, "spare").peer
     service.set_peer_enabled(ADMIN, off.id, False)

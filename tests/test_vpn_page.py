@@ -92,13 +92,16 @@ def test_admin_configures_adds_and_downloads(users: None, media, repo_root: Path
 
     # add a worker peer with generated keys and a preshared key
     at.text_input(key="vpn_add_name").set_value("worker 1")
-    at.text_input(key="vpn_add_owner").set_value("ops")
     at.radio(key="vpn_add_kind").set_value("worker")
     at.checkbox(key="vpn_add_psk").check()
+    at.text_input(key="vpn_add_owner").set_value("nosuchuser")  # the page checks owners like the CLI
+    at.button(key="vpn_add").click().run()
+    assert any("no user 'nosuchuser'" in e.value for e in at.error) and service.list_peers(ADMIN) == []
+    at.text_input(key="vpn_add_owner").set_value("bob")
     at.button(key="vpn_add").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     peer = service.find_peer(ADMIN, "worker 1")
-    assert (peer.owner, peer.kind, peer.addresses, peer.has_preshared_key) == ("ops", "worker", ("10.66.0.2",), True)
+    assert (peer.owner, peer.kind, peer.addresses, peer.has_preshared_key) == ("bob", "worker", ("10.66.0.2",), True)
 
     # the shown-once config: download and QR hold the same complete config
     config = media(downloads(at)["dl_new"]).decode()

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import IntegrityError
 
+from hivemind_core import auth
 from hivemind_core.config import get_settings
 from hivemind_core.db import get_engine
 from hivemind_core.errors import NotFoundError, PermissionDeniedError, ValidationError
@@ -54,7 +55,7 @@ def test_endpoint_required_before_any_peer_and_env_default(monkeypatch: pytest.M
 def test_analyst_sees_and_downloads_only_own_peers(configured: None) -> None:
     a = service.add_peer(ALICE, "alice laptop").peer
     b = service.add_peer(BOB, "bob laptop").peer
-    w = service.add_peer(ADMIN, "worker-1", owner="node1", kind="worker").peer
+    w = service.add_peer(ADMIN, "worker-1", kind="worker").peer  # belongs to the admin who added it
     assert [p.name for p in service.list_peers(ALICE)] == ["alice laptop"]
     assert [p.name for p in service.list_peers(BOB)] == ["bob laptop"]
     assert [p.name for p in service.list_peers(ADMIN)] == ["alice laptop", "bob laptop", "worker-1"]
@@ -205,3 +206,28 @@ def test_status_from_real_wg_show(configured: None) -> None:
     assert (a.latest_handshake, a.rx_bytes, a.tx_bytes) == (1760000000.0, 1234, 5678)
     assert everyone.peers[bob.public_key].latest_handshake is None
     assert set(mine.peers) == {alice.public_key}  # analysts see only their own peers' status
+
+
+def test_owner_must_be_an_existing_enabled_user(configured: None) -> None:
+    """One rule for page, CLI and API: a named owner is an account; nothing is stored otherwise."""
+    auth.create_first_admin("root", "a long enough passphrase 42")
+    auth.create_user(ADMIN, "alice", "a long enough passphrase 42", "analyst")
+    auth.create_user(ADMIN, "dora", "a long enough passphrase 42", "analyst")
+    auth.set_disabled(ADMIN, "dora", True)
+    for owner, kind, words in [("nosuchuser", "user", "no user 'nosuchuser'"),
+                               ("nosuchuser", "worker", "no user 'nosuchuser'"),
+                               ("dora", "user", "'dora' is disabled"), ("dora", "worker", "'dora' is disabled")]:
+        with pytest.raises(ValidationError, match=words) as err:
+            service.add_peer(ADMIN, f"for {owner} {kind}", owner=owner, kind=kind)
+        assert err.value.field == "owner"
+    assert service.list_peers(ADMIN) == []  # nothing stored, no address taken
+    # an existing user in any case/spacing: stored under the account's name, so that user sees it
+    peer = service.add_peer(ADMIN, "alice laptop", owner="  Alice ").peer
+    assert peer.owner == "alice" and peer.addresses == ("10.0.0.2",)
+    assert [p.name for p in service.list_peers(ALICE)] == ["alice laptop"]
+    # without an owner a peer (user or worker) belongs to whoever adds it
+    assert service.add_peer(ADMIN, "node 1", kind="worker").peer.owner == "root"
+    assert service.add_peer(ALICE, "alice phone").peer.owner == "alice"
+    # the permission check still comes first for analysts
+    with pytest.raises(PermissionDeniedError):
+        service.add_peer(ALICE, "for nobody", owner="nosuchuser")

@@ -149,7 +149,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("add-peer", help="add a peer and print (or --output) its client config")
     p.add_argument("name")
-    p.add_argument("--owner", help="user the peer belongs to (default: admin)")
+    p.add_argument("--owner", help="existing, enabled app user the peer belongs to (they see and download it), "
+                   "for worker peers too; default: the CLI's local admin 'admin'")
     p.add_argument("--kind", choices=PEER_KINDS, default="user", help="user (web app access) or worker (node pool)")
     p.add_argument("--public-key", dest="public_key", help="bring your own key: the device's public key")
     p.add_argument("--preshared-key", dest="preshared_key", action="store_true", help="add a preshared key")

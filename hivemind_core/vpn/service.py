@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from hivemind_core.auth.users import get_user
 from hivemind_core.config import Settings, get_settings
 from hivemind_core.db import get_engine
 from hivemind_core.errors import NotFoundError, PermissionDeniedError, ValidationError
@@ -181,11 +182,23 @@ def _check_unique(session: Session, name: str, public_key: str | None, exclude_i
                                   "key pair (`wg genkey | tee private.key | wg pubkey`).", field="public key")
 
 
-def _owner_name(value: str) -> str:
-    owner = (value or "").strip()
-    if not owner or any(ord(ch) < 32 or ord(ch) == 127 for ch in owner):
+def _owner_account(name: str, engine: Engine) -> str:
+    """The stored user name of an explicitly named owner: an existing, enabled account.
+
+    A peer's owner sees, downloads and revokes it, so an owner that is no
+    account would leave the peer to whoever later creates that user name."""
+    text = name.strip()
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
         raise ValidationError("The owner must be a user name.", field="owner")
-    return owner
+    user = get_user(text, engine=engine)
+    if user is None:
+        raise ValidationError(f"There is no user {text!r}: a peer's owner must be an existing user of the app "
+                              "(an admin creates accounts on the Users page), or leave the owner out to own "
+                              "the peer yourself.", field="owner")
+    if user.disabled:
+        raise ValidationError(f"The user {user.username!r} is disabled; re-enable the account first or choose "
+                              "another owner.", field="owner")
+    return user.username
 
 
 # ---------------------------------------------------------------- server settings
@@ -319,6 +332,9 @@ def add_peer(
 ) -> NewPeer:
     """Create a peer with the next free address(es) and return its config.
 
+    ``owner`` (admins only, for anyone but themselves) must name an existing,
+    enabled user, for worker peers too; left out, the peer belongs to ``who``.
+
     Without ``public_key`` the key pair is generated here and the config holds
     the private key, which is stored (encrypted) only with ``keep_private_key``
     (admins). With ``public_key`` (bring your own key) the config holds a
@@ -326,9 +342,11 @@ def add_peer(
     """
     if not who.can_submit:
         raise PermissionDeniedError("Viewers cannot add VPN peers; ask an admin for the analyst role.")
-    owner = _owner_name(owner or who.username)
-    if owner != who.username:
+    settings, engine = _engine(settings)
+    named = (owner or "").strip()
+    if named and named.lower() != who.username:
         _require_admin(who, "add VPN peers for other users")
+    owner = _owner_account(named, engine) if named else who.username
     if kind not in PEER_KINDS:
         raise ValidationError(f"The peer kind must be one of {', '.join(PEER_KINDS)}, got {kind!r}.", field="kind")
     if kind == "worker":
@@ -336,7 +354,6 @@ def add_peer(
     if keep_private_key:
         _require_admin(who, "keep a client's private key on the server")
     name = validate_peer_name(name)
-    settings, engine = _engine(settings)
     byok = bool(public_key and public_key.strip())
     if byok:
         pair = None
