@@ -3,7 +3,11 @@ machine_learning jobs, ``simulate`` of simulations.
 
 Only ever called inside the worker's sandboxed child. A failure inside the
 user's code comes back as the user's own traceback (only the frames of their
-script, with their line numbers), not ours.
+script, with their line numbers), not ours: :class:`ScriptError` is a
+HiveMindError, whose message the sandbox reports as it is (no traceback of
+ours around it). A broken contract (wrong return type) is one plain line. A
+MemoryError is let through, so the sandbox reports it as the memory overrun
+it is (a plain message naming the limit).
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ def load_function(source: str, name: str, usage: str) -> Callable[..., Any]:
     namespace = {"__name__": "__hivemind_script__", "pd": pd, "np": np}
     try:
         exec(compile(source, SCRIPT_FILENAME, "exec"), namespace)  # noqa: S102 - running user code is the point; the worker sandboxes it
+    except MemoryError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any user error is reported to the user
         raise ScriptError(_user_traceback(exc)) from None
     fn = namespace.get(name)
@@ -52,6 +58,8 @@ def call_user(fn: Callable[..., Any], *args: Any) -> Any:
     """``fn(*args)``; any exception becomes a :class:`ScriptError` with the user's traceback."""
     try:
         return fn(*args)
+    except MemoryError:
+        raise   # the sandbox's memory overrun message, not a traceback
     except Exception as exc:  # noqa: BLE001 - any user error is reported to the user
         raise ScriptError(_user_traceback(exc)) from None
 

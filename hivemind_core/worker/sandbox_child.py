@@ -56,6 +56,7 @@ def _limit_memory(baseline: int, memory_mb: int) -> None:
 
 
 def _run(job: dict[str, Any], baseline: int) -> tuple:
+    from hivemind_core.errors import HiveMindError
     from hivemind_core.worker.operations import OperationContext, get_operation
 
     scratch = Path(job["scratch_dir"])
@@ -71,8 +72,13 @@ def _run(job: dict[str, Any], baseline: int) -> tuple:
         finally:
             _limit_memory(baseline, 0)
     except MemoryError:
+        if not job["memory_mb"]:
+            return ("memory", "the operation ran out of memory (no memory_mb limit was set: the machine's "
+                              "memory ran out); process smaller shards")
         return ("memory", f"the operation exceeded its memory limit of {job['memory_mb']} MB; "
                           "ask for more memory (memory_mb) or process smaller shards")
+    except HiveMindError as exc:  # raised on purpose, its message written for users: no traceback of ours
+        return ("error", str(exc))
     except Exception:  # noqa: BLE001 - any failure of user/operation code is reported, not fatal
         return ("error", traceback.format_exc())
     if result is None:
