@@ -264,3 +264,18 @@ def test_script_over_its_time_limit_fails_with_a_plain_message(pool, flights_csv
         failed = _wait_final(service, task.id, timeout=60)
         assert failed.status == "failed"
         assert "time limit of 2 s exceeded" in failed.error and "Traceback" not in failed.error
+
+
+@pytest.mark.parametrize("status,error,words", [
+    ("failed", "shard 2 failed after 1 attempt(s): ZeroDivisionError: division by zero",
+     "failed, so it has no result: shard 2 failed after 1 attempt(s): ZeroDivisionError: division by zero"),
+    ("cancelled", "cancelled by alice", "was cancelled, so it has no result"),
+    ("running", "", "has no result yet (status: running, 50% done)"),
+])
+def test_result_of_an_unfinished_task_says_why_there_is_none(status, error, words):
+    with write_session(db.get_engine()) as s:
+        s.add(Task(id="t" + status, owner="alice", status=status, error=error, progress=50.0))
+        s.commit()
+    with pytest.raises(NotFoundError) as err:
+        _offline_service().result_path(ALICE, "t" + status)
+    assert words in str(err.value)

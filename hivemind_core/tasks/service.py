@@ -181,8 +181,15 @@ class TaskService:
     def result_path(self, who: Principal, task_id: str) -> Path:
         task = self.get(who, task_id)
         path = Path(task.result_path) if task.result_path else None
-        if task.status != states.COMPLETED or path is None or not path.is_file():
-            raise NotFoundError(f"task {task_id} has no result yet (status: {task.status})")
+        if task.status == states.FAILED:
+            raise NotFoundError(f"task {task_id} failed, so it has no result: {task.error or 'no reason recorded'}")
+        if task.status == states.CANCELLED:
+            raise NotFoundError(f"task {task_id} was cancelled, so it has no result")
+        if task.status != states.COMPLETED:
+            raise NotFoundError(f"task {task_id} has no result yet (status: {task.status}, "
+                                f"{task.progress:.0f}% done)")
+        if path is None or not path.is_file():
+            raise NotFoundError(f"the result file of task {task_id} is missing ({path}); run the job again")
         return path
 
     def preview_result(self, who: Principal, task_id: str, n: int = 20) -> pd.DataFrame:
@@ -319,11 +326,9 @@ class TaskService:
 
     def sync(self) -> None:
         """One pass over unfinished tasks: pull progress, requeue what the pool lacks, combine finished ones."""
+        self.push_pending_cancels()
         with read_session(self.engine) as s:
             active = s.exec(select(Task.id).where(col(Task.status).in_(states.ACTIVE))).all()
-            pending_cancels = s.exec(select(Task).where(Task.cancel_pending == True)).all()  # noqa: E712
-        for task in pending_cancels:
-            self._tell_pool_cancelled(task)
         for task_id in active:
             try:
                 self.sync_task(task_id)
@@ -332,6 +337,18 @@ class TaskService:
                 return
             except Exception:  # noqa: BLE001 - one broken task must not stop the others' progress
                 log.exception("syncing task %s failed", task_id)
+
+    def push_pending_cancels(self) -> int:
+        """Tell the pool about cancellations recorded while it could not be reached; how many remain.
+
+        Called by every sync, and by ``tasks.connect`` right after a pool starts and before its
+        workers do, so a subtask cancelled while no pool ran is never leased."""
+        with read_session(self.engine) as s:
+            pending = s.exec(select(Task).where(Task.cancel_pending == True)).all()  # noqa: E712
+        for task in pending:
+            self._tell_pool_cancelled(task)
+        with read_session(self.engine) as s:
+            return int(s.exec(select(func.count()).select_from(Task).where(Task.cancel_pending == True)).one())  # noqa: E712
 
     def sync_task(self, task_id: str) -> Task | None:
         """Bring one task up to date with the node pool; returns it (None if deleted)."""
