@@ -18,6 +18,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -54,7 +55,8 @@ class IdentityFile:
         """Hold the file for this process: True once held, False if ``give_up`` was set while
         waiting; raises :class:`IdentityInUse` after ``wait_s``."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(self.lock_path, "a")  # noqa: SIM115 - held open (and locked) until release()
+        # held open (and locked) until release(); 0600 like the file it guards
+        fh = os.fdopen(os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600), "r+")
         deadline = time.monotonic() + wait_s
         waited = False
         while True:
