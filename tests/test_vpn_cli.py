@@ -187,3 +187,28 @@ def test_cli_owner_must_be_an_existing_enabled_user(vpn, users: None) -> None:  
     assert "owner alice" in vpn("add-peer", "alice-pc", "--owner", "ALICE").stderr
     assert "owner admin" in vpn("add-peer", "node-1", "--kind", "worker").stderr  # no --owner: the CLI's admin
     assert "existing, enabled" in " ".join(vpn("add-peer", "--help").stdout.split())
+
+
+def test_cli_bad_output_paths_fail_before_anything_is_stored(vpn, tmp_path: Path) -> None:  # noqa: ANN001
+    """A directory, a path under a file, an unwritable place: one line, exit 1, no peer left behind."""
+    vpn("settings", "--endpoint", "192.0.2.1")
+    a_dir = tmp_path / "configs"
+    a_dir.mkdir()
+    a_file = tmp_path / "plain.txt"
+    a_file.write_text("not a directory")
+    cases = [(a_dir, "is a directory"), (a_file / "x.conf", "not a directory"),
+             (a_file / "sub" / "x.conf", "not a directory"), (Path("/proc/x.conf"), "cannot create files")]
+    for target, words in cases:
+        for command in (["add-peer", "laptop"], ["server-config"]):
+            r = vpn(*command, "--output", str(target), ok=False)
+            assert r.returncode == 1, r.stdout
+            lines = r.stderr.splitlines()
+            assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], r.stderr
+            assert str(target) in lines[0] and "Traceback" not in r.stderr
+    assert vpn("list", "--all").stdout.strip() == "no peers"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["configs", "hivemind-data", "plain.txt"]
+    assert list(a_dir.iterdir()) == []
+    # the address that was never handed out goes to the next peer, whose file is written
+    good = tmp_path / "new" / "laptop.conf"
+    assert "at 10.0.0.2" in vpn("add-peer", "laptop", "--output", str(good)).stderr
+    assert good.exists() and mode(good) == 0o600

@@ -231,3 +231,19 @@ def test_owner_must_be_an_existing_enabled_user(configured: None) -> None:
     # the permission check still comes first for analysts
     with pytest.raises(PermissionDeniedError):
         service.add_peer(ALICE, "for nobody", owner="nosuchuser")
+
+
+def test_failed_delivery_stores_no_peer(configured: None, tmp_path: Path) -> None:
+    """add_peer's deliver hook runs before the commit: if writing the config fails (here a real
+    IsADirectoryError from atomic_write), the peer, its name and its address are not kept."""
+    from hivemind_core.fileutil import atomic_write
+
+    target = tmp_path / "taken.conf"
+    target.mkdir()
+    with pytest.raises(IsADirectoryError):
+        service.add_peer(ADMIN, "laptop", deliver=lambda new: atomic_write(target, new.config))
+    assert service.list_peers(ADMIN, include_revoked=True) == []
+    delivered: list[service.NewPeer] = []
+    new = service.add_peer(ADMIN, "laptop", deliver=delivered.append)
+    assert new.peer.addresses == ("10.0.0.2",) and delivered == [new]
+    assert service.list_peers(ADMIN) == [new.peer]

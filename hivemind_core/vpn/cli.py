@@ -12,16 +12,15 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from hivemind_core.fileutil import atomic_write
 from hivemind_core.principal import LOCAL_ADMIN
 from hivemind_core.vpn import service
 from hivemind_core.vpn.models import PEER_KINDS
+from hivemind_core.vpn.output_file import prepare_output, write_output
 
 
-def _write_or_print(text: str, output: str | None) -> None:
+def _write_or_print(text: str, output: Path | None) -> None:
     if output:
-        path = atomic_write(Path(output).expanduser(), text)
-        print(f"wrote {path} (mode 0600)")
+        print(f"wrote {write_output(output, text)} (mode 0600)")
     else:
         sys.stdout.write(text)
 
@@ -64,12 +63,27 @@ def _settings(args: argparse.Namespace) -> int:
 
 
 def _add_peer(args: argparse.Namespace) -> int:
-    new = service.add_peer(
-        LOCAL_ADMIN, args.name, owner=args.owner, kind=args.kind, public_key=args.public_key,
-        preshared_key=args.preshared_key, full_tunnel=args.full_tunnel,
-        keep_private_key=args.keep_private_key,
-    )
-    _write_or_print(new.config, args.output)
+    output = prepare_output(args.output) if args.output else None  # before anything is stored
+    written: list[Path] = []
+
+    def deliver(new: service.NewPeer) -> None:  # inside the peer's transaction: a failed write stores nothing
+        if output:
+            written.append(write_output(output, new.config))
+
+    try:
+        new = service.add_peer(
+            LOCAL_ADMIN, args.name, owner=args.owner, kind=args.kind, public_key=args.public_key,
+            preshared_key=args.preshared_key, full_tunnel=args.full_tunnel,
+            keep_private_key=args.keep_private_key, deliver=deliver,
+        )
+    except BaseException:
+        for path in written:  # written, but the peer was not stored after all
+            path.unlink(missing_ok=True)
+        raise
+    if output:
+        print(f"wrote {written[0]} (mode 0600)")
+    else:
+        sys.stdout.write(new.config)
     where = ", ".join(new.peer.addresses)
     note = "" if new.private_key_included else "; fill in your private key where the config says"
     print(f"added peer {new.peer.name!r} (owner {new.peer.owner}, {new.peer.kind}) at {where}{note}",
@@ -107,7 +121,8 @@ def _enable(args: argparse.Namespace) -> int:
 
 
 def _server_config(args: argparse.Namespace) -> int:
-    _write_or_print(service.server_config(LOCAL_ADMIN), args.output)
+    output = prepare_output(args.output) if args.output else None
+    _write_or_print(service.server_config(LOCAL_ADMIN), output)
     if args.output:
         print(f"apply it on the VPN server: {service.APPLY_COMMAND}")
     return 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -329,6 +330,7 @@ def add_peer(
     who: Principal, name: str, *, owner: str | None = None, kind: str = "user",
     public_key: str | None = None, preshared_key: bool = False, full_tunnel: bool = False,
     keep_private_key: bool = False, settings: Settings | None = None,
+    deliver: Callable[[NewPeer], None] | None = None,
 ) -> NewPeer:
     """Create a peer with the next free address(es) and return its config.
 
@@ -339,6 +341,11 @@ def add_peer(
     the private key, which is stored (encrypted) only with ``keep_private_key``
     (admins). With ``public_key`` (bring your own key) the config holds a
     marked placeholder instead.
+
+    ``deliver`` (e.g. the CLI writing ``--output``) gets the new peer before it
+    is committed; if it raises, nothing is stored and the address stays free,
+    so a generated private key that could not be handed over never leaves an
+    unusable peer behind.
     """
     if not who.can_submit:
         raise PermissionDeniedError("Viewers cannot add VPN peers; ask an admin for the analyst role.")
@@ -383,16 +390,19 @@ def add_peer(
         )
         s.add(peer)
         try:
-            s.commit()
+            s.flush()
         except IntegrityError:
             # the constraints are the last line of defence; the checks above normally answer first
             raise ValidationError(f"A peer called {name!r} or with that key or address was just added; "
                                   "try again.", field="name") from None
-        s.refresh(peer)
         config = render_client(server, _peer_params(peer, settings), pair.private_key if pair else None)
-        log.info("VPN peer %r (%s, owner %s) added by %s at %s", name, kind, owner, who.username, peer.addresses)
         view = _view(peer)
-    return NewPeer(peer=view, config=config, file_name=view.file_name, private_key_included=pair is not None)
+        new = NewPeer(peer=view, config=config, file_name=view.file_name, private_key_included=pair is not None)
+        if deliver is not None:
+            deliver(new)  # raises: leaving the block rolls the insert back
+        s.commit()
+        log.info("VPN peer %r (%s, owner %s) added by %s at %s", name, kind, owner, who.username, peer.addresses)
+    return new
 
 
 def client_config(who: Principal, peer_id: int, *, settings: Settings | None = None) -> tuple[str, str]:
