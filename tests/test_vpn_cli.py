@@ -42,7 +42,7 @@ def users() -> None:
 PASSWORD = "a long enough passphrase 42"
 
 
-def test_cli_end_to_end(vpn, users: None, tmp_path: Path, data_dir: Path) -> None:  # noqa: ANN001
+def test_cli_end_to_end(vpn, users: None, tmp_path: Path, data_dir: Path) -> None:
     out = vpn("settings", "--endpoint", "vpn.example.org", "--port", "51888", "--subnet", "10.44.0.0/16",
               "--subnet-v6", "fd44::/64", "--dns", "10.44.0.1", "--mtu", "1400", "--keepalive", "15").stdout
     assert "vpn.example.org" in out and "10.44.0.0/16 (server 10.44.0.1, room for 65533 peers)" in out
@@ -91,7 +91,7 @@ def test_cli_end_to_end(vpn, users: None, tmp_path: Path, data_dir: Path) -> Non
         assert mode(secret) == 0o600
 
 
-def test_cli_errors_are_one_line_and_exit_1(vpn) -> None:  # noqa: ANN001
+def test_cli_errors_are_one_line_and_exit_1(vpn) -> None:
     r = vpn("settings", "--subnet", "10.0.0.0/31", ok=False)
     assert r.returncode == 1 and r.stderr.startswith("error: The subnet 10.0.0.0/31") and "/30" in r.stderr
     r = vpn("add-peer", "x", ok=False)
@@ -106,7 +106,7 @@ def test_cli_errors_are_one_line_and_exit_1(vpn) -> None:  # noqa: ANN001
     assert r.returncode == 1 and "not a WireGuard key" in r.stderr
 
 
-def test_cli_refuses_unusable_subnets(vpn) -> None:  # noqa: ANN001
+def test_cli_refuses_unusable_subnets(vpn) -> None:
     """The tester's inputs: each is refused with one line naming what is wrong, nothing stored."""
     vpn("settings", "--endpoint", "192.0.2.1")
     for flag, cidr, word in [
@@ -125,14 +125,14 @@ def test_cli_refuses_unusable_subnets(vpn) -> None:  # noqa: ANN001
     assert "AllowedIPs = 0.0.0.0/0" not in vpn("add-peer", "laptop").stdout
 
 
-def test_cli_refuses_the_all_zero_public_key(vpn) -> None:  # noqa: ANN001
+def test_cli_refuses_the_all_zero_public_key(vpn) -> None:
     vpn("settings", "--endpoint", "192.0.2.1")
     r = vpn("add-peer", "weak", "--public-key", "A" * 43 + "=", ok=False)
     assert r.returncode == 1 and "low-order" in r.stderr and len(r.stderr.splitlines()) == 1
     assert vpn("list").stdout.strip() == "no peers"
 
 
-def test_cli_refuses_to_renumber_or_drop_ipv6_addresses(vpn) -> None:  # noqa: ANN001
+def test_cli_refuses_to_renumber_or_drop_ipv6_addresses(vpn) -> None:
     vpn("settings", "--endpoint", "192.0.2.1", "--subnet-v6", "fd42::/64")
     vpn("add-peer", "alice")
     for value in ("fd43::/64", ""):
@@ -145,7 +145,7 @@ def test_cli_refuses_to_renumber_or_drop_ipv6_addresses(vpn) -> None:  # noqa: A
     assert "existing peers" in help_text  # adding a v6 subnet gives them addresses; it says so
 
 
-def test_cli_port_zero_refused_and_blank_means_unset(vpn, subprocess_env: dict[str, str]) -> None:  # noqa: ANN001
+def test_cli_port_zero_refused_and_blank_means_unset(vpn, subprocess_env: dict[str, str]) -> None:
     vpn("settings", "--endpoint", "vpn.example.org", "--port", "51888")
     r = vpn("settings", "--port", "0", ok=False)
     assert r.returncode == 1 and "port must be between 1 and 65535, got 0" in r.stderr
@@ -173,7 +173,7 @@ def test_service_refuses_port_zero() -> None:
     assert service.update_server_settings(admin, port=None).port == 51820  # None unsets
 
 
-def test_cli_owner_must_be_an_existing_enabled_user(vpn, users: None) -> None:  # noqa: ANN001
+def test_cli_owner_must_be_an_existing_enabled_user(vpn, users: None) -> None:
     from hivemind_core import auth
     from hivemind_core.principal import Principal
 
@@ -189,7 +189,7 @@ def test_cli_owner_must_be_an_existing_enabled_user(vpn, users: None) -> None:  
     assert "existing, enabled" in " ".join(vpn("add-peer", "--help").stdout.split())
 
 
-def test_cli_bad_output_paths_fail_before_anything_is_stored(vpn, tmp_path: Path) -> None:  # noqa: ANN001
+def test_cli_bad_output_paths_fail_before_anything_is_stored(vpn, tmp_path: Path) -> None:
     """A directory, a path under a file, an unwritable place: one line, exit 1, no peer left behind."""
     vpn("settings", "--endpoint", "192.0.2.1")
     a_dir = tmp_path / "configs"
