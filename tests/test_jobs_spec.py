@@ -236,3 +236,23 @@ def test_in_values_must_have_the_columns_type():
     with pytest.raises(ValidationError) as err:
         validate_against_schema(spec, SCHEMA)
     assert err.value.field == "pipeline.filter[0].value" and '"200" does not match column' in str(err.value)
+
+
+def test_contains_is_documented_as_literal_in_the_validation_help():
+    with pytest.raises(ValidationError) as err:
+        parse_spec({"pipeline": {"filter": [{"column": "origin", "op": "regex", "value": "J.K"}]}})
+    assert err.value.field == "pipeline.filter[0].op" and "not as a regular expression" in str(err.value)
+    spec = parse_spec({"pipeline": {"filter": [{"column": "origin", "op": "contains", "value": 5}]}})
+    with pytest.raises(ValidationError) as err:
+        validate_against_schema(spec, SCHEMA)
+    assert err.value.field == "pipeline.filter[0].value" and "not as a regular expression" in str(err.value)
+
+
+def test_contains_matches_literally(tmp_path):
+    from tests.jobs_local import run_in_process
+
+    data = tmp_path / "d.csv"
+    data.write_text("tail,n\nN1.5,1\nN105,2\nXN1.,3\n")
+    spec = {"pipeline": {"filter": [{"column": "tail", "op": "contains", "value": "N1."}]}}
+    result, _ = run_in_process(spec, data, tmp_path)
+    assert result["tail"].tolist() == ["N1.5", "XN1."]     # the regex N1. would also match N105

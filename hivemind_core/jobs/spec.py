@@ -53,6 +53,8 @@ _ALLOWED_AGGREGATIONS: dict[str, tuple[str, ...]] = {
     "datetime": ("count", "size", "min", "max", "nunique"),
 }
 _NO_VALUE_OPS = frozenset({"is_null", "not_null"})
+CONTAINS_HELP = ("matched literally as a piece of the text, not as a regular expression: \"N1.\" finds a "
+                 "dot, unlike pandas' str.contains default")
 _LIST_OPS = frozenset({"in", "not_in"})
 
 
@@ -215,7 +217,10 @@ def _parse_filter(raw: Any, path: str) -> FilterSpec:
     if "column" not in obj:
         raise _fail(f"{path}.column", "is required")
     column = _str(obj["column"], f"{path}.column")
-    op = _choice(obj.get("op"), f"{path}.op", FILTER_OPS)
+    op = obj.get("op")
+    if op not in FILTER_OPS:
+        raise _fail(f"{path}.op", f"{json.dumps(op)} is not one of: {', '.join(FILTER_OPS)} "
+                    f"('contains' is {CONTAINS_HELP})")
     value = obj.get("value")
     if op in _NO_VALUE_OPS:
         if value is not None:
@@ -472,7 +477,7 @@ def validate_against_schema(spec: JobSpec, schema: Mapping[str, str]) -> None:
             if type_name != "string":
                 raise _fail(f"{path}.op", f"'contains' works on text columns; {f.column!r} is {type_name}")
             if not isinstance(f.value, str):
-                raise _fail(f"{path}.value", "'contains' needs a text value")
+                raise _fail(f"{path}.value", f"'contains' needs a text value ({CONTAINS_HELP})")
             continue
         values = f.value if f.op in _LIST_OPS else [f.value]
         for v in values:
