@@ -1,4 +1,4 @@
-"""CLI for data jobs: ``submit``, ``status``, ``list``, ``cancel``, ``result``, ``nodes``.
+"""CLI for data jobs: ``submit``, ``status``, ``list``, ``cancel``, ``result``, ``delete``, ``nodes``.
 
 ``python -m hivemind_core submit SPEC.json DATA [--pool HOST:PORT] [--wait] [--output FILE]``
 
@@ -6,16 +6,20 @@ DATA is the dataset; a simulation reads none, so for it DATA is ``-`` or left ou
 
 Without ``--pool`` and without ``HIVEMIND_NODE_POOL`` the commands use the
 embedded cluster of the data dir (``HIVEMIND_DATA_DIR``): the one the app runs,
-or one started for the command's duration. Commands act as the local admin
-(whoever can read the data dir already has that power), or as ``--user NAME``.
-Bad input is reported in one line before anything is queued.
+or one started for the command's duration (``submit``; ``delete`` starts only
+the node pool). ``status``, ``list``, ``result``, ``cancel`` and ``nodes`` never
+start a cluster: ``cancel`` records the cancellation in the master database and
+tells the pool now if one runs, else the pool is told when the cluster next
+starts, before any worker takes work; ``nodes`` says no cluster is running.
+Commands act as the local admin (whoever can read the data dir already has
+that power), or as ``--user NAME``. Bad input is reported in one line before
+anything is queued.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import shutil
 import sys
 import time
 from collections import Counter
@@ -27,12 +31,13 @@ from pathlib import Path
 from hivemind_core.client import NodePoolClient
 from hivemind_core.config import Settings, get_settings
 from hivemind_core.db import get_engine
-from hivemind_core.errors import HiveMindError, NotFoundError, ValidationError
+from hivemind_core.errors import ConfigError, HiveMindError, NotFoundError, ValidationError
 from hivemind_core.jobs.inputs import open_job_input
 from hivemind_core.jobs.spec import parse_spec
 from hivemind_core.principal import LOCAL_ADMIN, Principal
 from hivemind_core.tasks import states
 from hivemind_core.tasks.models import Task
+from hivemind_core.tasks.output import check_output, save_result
 from hivemind_core.tasks.service import TaskService
 
 POLL_S = 0.3
@@ -45,8 +50,17 @@ BAR_WIDTH = 30
 def _settings(args: argparse.Namespace) -> Settings:
     settings = get_settings()
     if getattr(args, "pool", None):
+        if not settings.cluster_token:
+            raise ConfigError(f"--pool {args.pool} needs the node pool's cluster token: set HIVEMIND_CLUSTER_TOKEN "
+                              "(it is in <the pool's data dir>/secrets/cluster_token)")
         settings = dataclasses.replace(settings, node_pool=args.pool)
     return settings
+
+
+def _cli(args: argparse.Namespace, command: str) -> str:
+    """``command`` as the user would type it again (with this call's --pool / --user)."""
+    extra = "".join(f" --{flag} {getattr(args, flag)}" for flag in ("pool", "user") if getattr(args, flag, None))
+    return f"python -m hivemind_core {command}{extra}"
 
 
 def _principal(args: argparse.Namespace, settings: Settings) -> Principal:
@@ -76,20 +90,23 @@ def _running_client(settings: Settings) -> NodePoolClient | None:
 
 
 @contextmanager
-def _service(settings: Settings, *, start_cluster: bool) -> Iterator[tuple[TaskService, bool]]:
+def _service(settings: Settings, *, start_cluster: bool,
+             workers: int | None = None) -> Iterator[tuple[TaskService, bool]]:
     """(task service, whether this command started the embedded cluster).
 
-    ``start_cluster``: connect (starting the embedded cluster if none runs); else
-    use a running pool if there is one, or none (read-only service)."""
+    ``start_cluster``: connect (starting the embedded cluster if none runs, with
+    ``workers`` workers if given); else use a running pool if there is one, or none
+    (a service that reads and records, and tells the pool later)."""
     cluster = None
+    engine = get_engine(settings)
     if start_cluster:
-        from hivemind_core.cluster import connect_cluster
+        from hivemind_core.tasks.connect import connect_master_cluster
 
-        client, cluster = connect_cluster(settings)
+        client, cluster = connect_master_cluster(settings, engine, workers=workers)
     else:
         client = _running_client(settings)
     try:
-        yield TaskService(get_engine(settings), client, settings), cluster is not None
+        yield TaskService(engine, client, settings), cluster is not None
     finally:
         if client is not None:
             client.close()
@@ -136,6 +153,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
         raise ValidationError(f"input: {data_path} is not a file", field="input")
     if args.output and not args.wait:
         raise ValidationError("--output needs --wait (or fetch it later: result ID --output FILE)")
+    if args.output:
+        check_output(args.output)   # a path the result cannot go to fails now, not after the job ran
     # Check spec and data before starting anything: bad input costs nothing and queues nothing.
     job = parse_spec(spec_text)
     open_job_input(job, data_path)
@@ -146,24 +165,38 @@ def cmd_submit(args: argparse.Namespace) -> int:
     with _service(settings, start_cluster=True) as (service, owns_cluster):
         task = service.submit(who, job, data_path, input_name)
         reads = f"{task.input_rows} rows" if task.input_rows is not None else "no input data"
-        print(f"submitted task {task.id}: {task.subtasks_total} shards, {reads}")
+        print(f"submitted task {task.id}: {task.subtasks_total} shards, {reads}", flush=True)
         if not args.wait:
             if owns_cluster:
                 print("note: no app is running the cluster for this data dir; the job stays queued and runs "
                       "when the app runs (or use --wait)", file=sys.stderr)
             return 0
         tty = sys.stderr.isatty()
-        task = _wait(service, task.id, (lambda t: print(_bar(t), end="", file=sys.stderr, flush=True))
-                     if tty else None)
+        try:
+            task = _wait(service, task.id, (lambda t: print(_bar(t), end="", file=sys.stderr, flush=True))
+                         if tty else None)
+        except KeyboardInterrupt:
+            _interrupted(args, task.id, owns_cluster, tty)
+            return 130
         if tty:
             print(file=sys.stderr)
     return _report_final(task, args.output)
 
 
+def _interrupted(args: argparse.Namespace, task_id: str, owns_cluster: bool, tty: bool) -> None:
+    """Ctrl-C stops the waiting, not the job: say so, and how to stop or watch it."""
+    where = ("this command's embedded cluster stops now; the task resumes when the cluster next runs "
+             "(the app, or another command that starts it)" if owns_cluster
+             else "it keeps running on the cluster")
+    print(("\n" if tty else "") + f"interrupted: stopped waiting for task {task_id}, which was NOT cancelled: "
+          f"{where}.\n  cancel it:     {_cli(args, 'cancel ' + task_id)}\n"
+          f"  check on it:   {_cli(args, 'status ' + task_id)}", file=sys.stderr)
+
+
 def _report_final(task: Task, output: str | None) -> int:
     if task.status == states.COMPLETED:
         if output and task.result_path:
-            shutil.copyfile(task.result_path, output)
+            save_result(Path(task.result_path), output)
             print(f"completed: {task.result_rows} rows written to {output}")
         else:
             print(f"completed: {task.result_rows} rows in {task.result_path}")
@@ -204,39 +237,63 @@ def cmd_list(args: argparse.Namespace) -> int:
     settings = _settings(args)
     who = _principal(args, settings)
     with _service(settings, start_cluster=False) as (service, _):
-        tasks, total = service.list(who, args.status, 0, args.limit)
+        tasks, total = service.list(who, args.status, args.offset, args.limit)
     print(f"{'ID':<17} {'STATUS':<10} {'PROGRESS':>8}  {'OWNER':<12} {'CREATED':<19}  NAME")
     for t in tasks:
         print(f"{t.id:<17} {t.status:<10} {t.progress:7.1f}%  {t.owner:<12} {_when(t.created_at):<19}  {t.name}")
-    print(f"({len(tasks)} of {total} tasks)")
+    shown = f"{args.offset + 1}-{args.offset + len(tasks)}" if tasks else "none"
+    print(f"({shown} of {total} tasks)")
     return 0
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
+    """Recorded in the master database at once; the pool is told now if it runs, else when it starts."""
     settings = _settings(args)
     who = _principal(args, settings)
-    with _service(settings, start_cluster=True) as (service, _):
+    with _service(settings, start_cluster=False) as (service, _):
         task = service.cancel(who, args.id)
     print(f"task {task.id} {task.status}")
+    if task.cancel_pending:
+        print("note: no node pool is reachable now; it is told when the cluster next starts, before any "
+              "worker takes work, so no shard of this task runs", file=sys.stderr)
     return 0
 
 
 def cmd_result(args: argparse.Namespace) -> int:
     settings = _settings(args)
     who = _principal(args, settings)
+    check_output(args.output)
     with _service(settings, start_cluster=False) as (service, _):
         if service.has_pool:
             service.sync_task(service.get(who, args.id).id)
         path = service.result_path(who, args.id)
         task = service.get(who, args.id)
-    shutil.copyfile(path, args.output)
+        save_result(path, args.output)
     print(f"{task.result_rows} rows written to {args.output}")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    """The task, its subtasks, its result file and its blobs in the node pool (which must run:
+    an embedded one is started without workers for this)."""
+    settings = _settings(args)
+    who = _principal(args, settings)
+    with _service(settings, start_cluster=False) as (service, _):
+        service.get(who, args.id)    # an unknown id fails here, before any pool is started
+    with _service(settings, start_cluster=True, workers=0) as (service, _):
+        service.delete(who, args.id)
+    print(f"task {args.id} deleted, with its result and its data in the node pool")
     return 0
 
 
 def cmd_nodes(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    with _service(settings, start_cluster=True) as (service, _):
+    with _service(settings, start_cluster=False) as (service, _):
+        if not service.has_pool:
+            raise NotFoundError(
+                f"no cluster is running for the data dir {settings.data_dir}, so there are no nodes to list; "
+                "start one with the app (streamlit run app.py), or run a job (submit ... --wait starts one for "
+                "its duration), or pass --pool HOST:PORT")
         nodes = service.client.nodes()
     print(f"{'NAME':<16} {'STATUS':<8} {'CORES':>5} {'MEM MB':>7} {'SLOTS':>5} {'RUN':>4} {'CPU%':>6} "
           f"{'MEM%':>6}  {'HEARTBEAT':<10} ADDRESS")
@@ -247,6 +304,18 @@ def cmd_nodes(args: argparse.Namespace) -> int:
               f"{n.cpu_percent:>6.1f} {n.memory_percent:>6.1f}  {age:<10} {n.address}")
     print(f"({len(nodes)} nodes)")
     return 0
+
+
+def _at_least(low: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+    return parse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -270,10 +339,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = common(sub.add_parser("list", help="list tasks, newest first"))
     p.add_argument("--status", choices=states.STATUSES, help="only tasks in this status")
-    p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    p.add_argument("--limit", type=_at_least(1), default=50, help="at most this many (default 50)")
+    p.add_argument("--offset", type=_at_least(0), default=0, help="skip this many of the newest (default 0)")
     p.set_defaults(func=cmd_list)
 
-    p = common(sub.add_parser("cancel", help="cancel a task"))
+    p = common(sub.add_parser("cancel", help="cancel a task (recorded at once; no cluster needs to run)"))
     p.add_argument("id", metavar="ID")
     p.set_defaults(func=cmd_cancel)
 
@@ -282,7 +352,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", required=True, metavar="FILE")
     p.set_defaults(func=cmd_result)
 
-    p = common(sub.add_parser("nodes", help="list the node pool's workers"))
+    p = common(sub.add_parser("delete", help="delete a task with its result and its data in the node pool"))
+    p.add_argument("id", metavar="ID")
+    p.set_defaults(func=cmd_delete)
+
+    p = common(sub.add_parser("nodes", help="list the node pool's workers (of a running cluster)"))
     p.set_defaults(func=cmd_nodes)
 
 
