@@ -54,7 +54,7 @@ class MasterRuntime:
 
 def start_runtime(settings: Settings | None = None) -> MasterRuntime:
     """Connect to (or start) the cluster and start the task syncer."""
-    from hivemind_core.cluster import connect_cluster
+    from hivemind_core.tasks.connect import connect_master_cluster
     from hivemind_core.tasks.service import TaskService, TaskSyncer
 
     settings = settings or get_settings()
@@ -62,7 +62,7 @@ def start_runtime(settings: Settings | None = None) -> MasterRuntime:
     engine = get_engine(settings)
     if removed := remove_stale(settings):
         log.info("removed %d stale staged upload(s)", removed)
-    client, cluster = connect_cluster(settings)
+    client, cluster = connect_master_cluster(settings, engine)   # pushes cancels made while it was down
     try:
         tasks = TaskService(engine, client, settings)
         syncer = TaskSyncer(tasks)
