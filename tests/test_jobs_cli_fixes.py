@@ -58,7 +58,7 @@ def pool(tmp_path_factory: pytest.TempPathFactory):
 
 def cli(args: list[str], env: dict[str, str], cwd: Path, timeout: float = CLI_TIMEOUT_S) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "hivemind_core", *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def spec_file(tmp: Path, spec: dict, name: str = "spec.json") -> Path:
@@ -78,7 +78,7 @@ def task_count() -> int:
         return len(s.exec(select(Task.id)).all())
 
 
-def wait_for(predicate, timeout: float, what: str):  # noqa: ANN001, ANN202
+def wait_for(predicate, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -172,7 +172,7 @@ def test_list_limit_and_offset(subprocess_env, tmp_path):
         s.commit()
     proc = cli(["list", "--limit", "2", "--offset", "1"], subprocess_env, tmp_path, 60)
     assert proc.returncode == 0, proc.stderr
-    assert re.findall(r"^(task\d)", proc.stdout, re.M) == ["task3", "task2"]   # newest first, one skipped
+    assert re.findall(r"^(task\d)", proc.stdout, re.MULTILINE) == ["task3", "task2"]   # newest first, one skipped
     assert "(2-3 of 5 tasks)" in proc.stdout
     for args, words in ((["--limit", "0"], "must be at least 1"), (["--limit", "-1"], "must be at least 1"),
                         (["--offset", "-1"], "must be at least 0"), (["--limit", "x"], "not a whole number")):
@@ -221,7 +221,7 @@ def test_ctrl_c_during_wait_says_the_task_runs_on_and_how_to_cancel_it(pool, sub
         with pool.client() as client:
             wait_for(lambda: any(s.state == "running" for s in client.status(task_id)), 60, "a shard to run")
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()

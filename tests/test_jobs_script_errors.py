@@ -35,7 +35,7 @@ def shard(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_ipc(frame, tmp_path_factory.mktemp("shard") / "shard.arrow")
 
 
-def run(sandbox: Sandbox, shard: Path, script: str, memory_mb: int = 512, timeout_s: float = 60):  # noqa: ANN201
+def run(sandbox: Sandbox, shard: Path, script: str, memory_mb: int = 512, timeout_s: float = 60):
     result = sandbox.run(SandboxJob(subtask_id="s", task_id="t", operation=SCRIPT_OP,
                                     params=json.dumps({"script": script}).encode(), input_path=shard,
                                     timeout_s=timeout_s, memory_mb=memory_mb))

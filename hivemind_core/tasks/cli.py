@@ -360,4 +360,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_nodes)
 
 
-__all__ = ["register", "HiveMindError"]
+__all__ = ["HiveMindError", "register"]

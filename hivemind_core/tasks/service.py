@@ -344,11 +344,11 @@ class TaskService:
         Called by every sync, and by ``tasks.connect`` right after a pool starts and before its
         workers do, so a subtask cancelled while no pool ran is never leased."""
         with read_session(self.engine) as s:
-            pending = s.exec(select(Task).where(Task.cancel_pending == True)).all()  # noqa: E712
+            pending = s.exec(select(Task).where(Task.cancel_pending == True)).all()
         for task in pending:
             self._tell_pool_cancelled(task)
         with read_session(self.engine) as s:
-            return int(s.exec(select(func.count()).select_from(Task).where(Task.cancel_pending == True)).one())  # noqa: E712
+            return int(s.exec(select(func.count()).select_from(Task).where(Task.cancel_pending == True)).one())
 
     def sync_task(self, task_id: str) -> Task | None:
         """Bring one task up to date with the node pool; returns it (None if deleted)."""

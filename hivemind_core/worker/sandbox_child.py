@@ -73,10 +73,10 @@ def _run(job: dict[str, Any], baseline: int) -> tuple:
             _limit_memory(baseline, 0)
     except MemoryError:
         if not job["memory_mb"]:
-            return ("memory", "the operation ran out of memory (no memory_mb limit was set: the machine's "
-                              "memory ran out); process smaller shards")
-        return ("memory", f"the operation exceeded its memory limit of {job['memory_mb']} MB; "
-                          "ask for more memory (memory_mb) or process smaller shards")
+            return ("memory", ("the operation ran out of memory (no memory_mb limit was set: the machine's "
+                               "memory ran out); process smaller shards"))
+        return ("memory", (f"the operation exceeded its memory limit of {job['memory_mb']} MB; "
+                           "ask for more memory (memory_mb) or process smaller shards"))
     except HiveMindError as exc:  # raised on purpose, its message written for users: no traceback of ours
         return ("error", str(exc))
     except Exception:  # noqa: BLE001 - any failure of user/operation code is reported, not fatal
