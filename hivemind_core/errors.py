@@ -28,3 +28,7 @@ class ValidationError(HiveMindError):
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class OutputPathError(ValidationError):
+    """A file cannot be written where the user asked (``--output``)."""

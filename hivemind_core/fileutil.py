@@ -31,3 +31,41 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str, mode: int = 0o
             pass
         raise
     return target
+
+
+def check_output_path(path: str | os.PathLike[str], *, create_parents: bool = False) -> Path:
+    """``path`` as a Path if a file can be written there, before any work is done for it.
+
+    Refuses a directory, a path under a file, a missing folder (unless
+    ``create_parents``) and a folder that takes no new file. Writability is
+    tried, not guessed: ``os.access`` says yes to root even on /proc. Raises
+    :class:`~hivemind_core.errors.OutputPathError` with a one-line message.
+    """
+    from hivemind_core.errors import OutputPathError
+
+    def fail(problem: str) -> OutputPathError:
+        return OutputPathError(f"--output: cannot write {target}: {problem}", field="output")
+
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise fail(f"it is a directory; give a file name, e.g. {target / 'result'}")
+    folder = target.parent
+    blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise fail(f"{blocker} is a file, not a directory")
+    if target.exists() and not target.is_file():
+        raise fail("it exists and is not a regular file; choose another name")
+    if not folder.exists():
+        if not create_parents:
+            raise fail(f"the directory {folder} does not exist; create it first or choose another place")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise fail(f"cannot create the directory {folder} ({exc.strerror or exc})") from None
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".check")
+    except OSError as exc:
+        raise fail(f"cannot create files in {folder} ({exc.strerror or exc}); choose another place") from None
+    os.close(fd)
+    os.unlink(probe)
+    return target

@@ -100,9 +100,9 @@ def bad_outputs(tmp: Path) -> dict[str, tuple[Path, str]]:
     (tmp / "a-folder").mkdir(exist_ok=True)
     return {
         "missing folder": (tmp / "no" / "such" / "out.csv", "does not exist"),
-        "a folder": (tmp / "a-folder", "is a folder"),
-        "under a file": (a_file / "out.csv", "is not a folder"),
-        "not writable": (Path("/proc/hivemind-out.csv"), "cannot write into /proc"),
+        "a folder": (tmp / "a-folder", "is a directory"),
+        "under a file": (a_file / "out.csv", "is a file, not a directory"),
+        "not writable": (Path("/proc/hivemind-out.csv"), "cannot create files in /proc"),
     }
 
 

@@ -196,8 +196,8 @@ def test_cli_bad_output_paths_fail_before_anything_is_stored(vpn, tmp_path: Path
     a_dir.mkdir()
     a_file = tmp_path / "plain.txt"
     a_file.write_text("not a directory")
-    cases = [(a_dir, "is a directory"), (a_file / "x.conf", "not a directory"),
-             (a_file / "sub" / "x.conf", "not a directory"), (Path("/proc/x.conf"), "cannot create files")]
+    cases = [(a_dir, "is a directory"), (a_file / "x.conf", "is a file, not a directory"),
+             (a_file / "sub" / "x.conf", "is a file, not a directory"), (Path("/proc/x.conf"), "cannot create files")]
     for target, words in cases:
         for command in (["add-peer", "laptop"], ["server-config"]):
             r = vpn(*command, "--output", str(target), ok=False)

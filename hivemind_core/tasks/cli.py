@@ -31,13 +31,19 @@ from pathlib import Path
 from hivemind_core.client import NodePoolClient
 from hivemind_core.config import Settings, get_settings
 from hivemind_core.db import get_engine
-from hivemind_core.errors import ConfigError, HiveMindError, NotFoundError, ValidationError
+from hivemind_core.errors import (
+    ConfigError,
+    HiveMindError,
+    NotFoundError,
+    ValidationError,
+)
+from hivemind_core.fileutil import check_output_path
 from hivemind_core.jobs.inputs import open_job_input
 from hivemind_core.jobs.spec import parse_spec
 from hivemind_core.principal import LOCAL_ADMIN, Principal
 from hivemind_core.tasks import states
 from hivemind_core.tasks.models import Task
-from hivemind_core.tasks.output import check_output, save_result
+from hivemind_core.tasks.output import save_result
 from hivemind_core.tasks.service import TaskService
 
 POLL_S = 0.3
@@ -154,7 +160,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if args.output and not args.wait:
         raise ValidationError("--output needs --wait (or fetch it later: result ID --output FILE)")
     if args.output:
-        check_output(args.output)   # a path the result cannot go to fails now, not after the job ran
+        check_output_path(args.output)   # a path the result cannot go to fails now, not after the job ran
     # Check spec and data before starting anything: bad input costs nothing and queues nothing.
     job = parse_spec(spec_text)
     open_job_input(job, data_path)
@@ -262,7 +268,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 def cmd_result(args: argparse.Namespace) -> int:
     settings = _settings(args)
     who = _principal(args, settings)
-    check_output(args.output)
+    check_output_path(args.output)
     with _service(settings, start_cluster=False) as (service, _):
         if service.has_pool:
             service.sync_task(service.get(who, args.id).id)

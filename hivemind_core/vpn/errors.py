@@ -15,7 +15,3 @@ class PoolTooSmallError(ValidationError):
 
 class VpnNotConfiguredError(HiveMindError):
     """A setting the config needs (e.g. the endpoint) has not been set yet."""
-
-
-class OutputPathError(ValidationError):
-    """A config cannot be written to the file the user named (``--output``)."""
