@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Started from a background job of a non-interactive shell (CI runners, nohup), this
+# process inherits SIGINT as *ignored*, and every child would too: the tests that press
+# Ctrl-C on a CLI or a cluster parent would test nothing. Ctrl-C means KeyboardInterrupt here.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
