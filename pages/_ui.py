@@ -284,8 +284,11 @@ def fmt_duration(start: dt.datetime | None, end: dt.datetime | None) -> str:
     """``end - start`` as text; a missing end means "until now" (naive datetimes are UTC)."""
     if start is None:
         return "—"
-    end = end or dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    seconds = max(0.0, (end - start).total_seconds())
+
+    def as_utc(t: dt.datetime) -> dt.datetime:  # stored times come back naive or aware
+        return t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t
+
+    seconds = max(0.0, (as_utc(end or dt.datetime.now(dt.UTC)) - as_utc(start)).total_seconds())
     if seconds < 60:
         return f"{seconds:.1f} s"
     minutes, sec = divmod(int(seconds), 60)
