@@ -32,6 +32,7 @@ import pandas as pd
 import pyarrow as pa
 
 from hivemind_core.errors import ValidationError
+from hivemind_core.jobs.encodings import decode_error
 from hivemind_core.jobs.readers import SAMPLE_BYTES, SchemaWidened, TableSource
 from hivemind_core.jobs.simulation import shard_count, trial_counts
 from hivemind_core.jobs.spec import MAX_SHARDS, JobSpec
@@ -135,6 +136,8 @@ def _sample_batches(source: TableSource) -> Iterator[pa.RecordBatch]:
                                  convert_options=convert).read_next_batch()
         except (StopIteration, pa.ArrowInvalid):
             return
+        except UnicodeDecodeError as exc:  # pyarrow's transcoder may read ahead past the sample
+            raise decode_error(source.path, source.encoding, exc) from None
     else:
         for batch in source.iter_batches(source.columns[:1]):
             yield batch
