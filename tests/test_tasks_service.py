@@ -239,6 +239,41 @@ def test_failed_shard_then_retry_and_delete_removes_blobs(pool, flights_csv, tmp
                 client.get_blob(sha)
 
 
+def _utc(when):  # noqa: ANN001, ANN202 - SQLite gives datetimes back naive (UTC) or aware
+    from datetime import UTC
+
+    return when.replace(tzinfo=UTC) if when is not None and when.tzinfo is None else when
+
+
+def test_retry_run_time_is_the_latest_run(pool, flights_csv, tmp_path):
+    """After a retry started_at is when a rerun shard started (not the first run's start), and
+    finished_at is cleared until the rerun ends: the run time shown excludes the wait in between."""
+    settings = get_settings()
+    marker = tmp_path / "fail-while-this-exists"
+    marker.write_text("x")
+    script = ("import os\n\ndef process(df):\n"
+              f"    if os.path.exists({str(marker)!r}) and df['month'].iloc[0] >= 7:\n"
+              "        raise ValueError('not yet')\n"
+              "    return df[['month']].head(1)\n")
+    with pool.client() as client:
+        service = TaskService(db.get_engine(settings), client, settings)
+        task = service.submit(ALICE, {"script": script, "split": {"shards": 4}, "max_attempts": 1},
+                              flights_csv, "flights.csv")
+        failed = _wait_final(service, task.id)
+        assert failed.status == "failed" and failed.started_at is not None and failed.finished_at is not None
+        first_starts = [_utc(s.started_at) for s in service.subtasks(ALICE, task.id) if s.started_at]
+        time.sleep(1.5)   # the wait before the retry must not count as run time
+        marker.unlink()
+        retried_at = utcnow()
+        again = service.retry(ALICE, task.id)
+        assert again.started_at is None and again.finished_at is None
+        done = _wait_final(service, task.id)
+        assert done.status == "completed", done.error
+        assert max(first_starts) < retried_at <= _utc(done.started_at) <= _utc(done.finished_at)
+        rerun = [s for s in service.subtasks(ALICE, task.id) if s.pool_task == f"{task.id}.r1"]
+        assert rerun and _utc(done.started_at) == min(_utc(s.started_at) for s in rerun)
+
+
 def test_submit_equals_pandas_and_json_spec_roundtrip(pool, flights_csv):
     settings = get_settings()
     with pool.client() as client:

@@ -31,6 +31,7 @@ from hivemind_core.jobs.fields import whole as _int
 from hivemind_core.jobs.job_types import (
     ML_FIELDS, SIMULATION_FIELDS, TYPE_FIELDS, GridSearchSpec, SimulationSpec, parse_grid_search, parse_simulation,
 )
+from hivemind_core.jobs.names import check_name
 
 SPEC_VERSION = 1
 JOB_TYPES = ("data_processing", "machine_learning", "simulation")
@@ -350,7 +351,7 @@ def parse_spec(raw: dict | str | bytes | JobSpec) -> JobSpec:
     version = obj.get("version", SPEC_VERSION)
     if version != SPEC_VERSION:
         raise _fail("version", f"this master understands spec version {SPEC_VERSION}, got {json.dumps(version)}")
-    name = _str(obj.get("name", ""), "name", allow_empty=True).strip()
+    name = check_name(obj.get("name", ""))
     job_type = _str(obj.get("type", "data_processing"), "type")
     priority = _int(obj.get("priority", 5), "priority", 0, 9)
     max_attempts = _int(obj.get("max_attempts", 3), "max_attempts", 1, 20)

@@ -35,6 +35,7 @@ from hivemind_core.client import NodePoolClient, NodePoolError, NodePoolUnavaila
 from hivemind_core.config import Settings
 from hivemind_core.errors import HiveMindError, NotFoundError, PermissionDeniedError, ValidationError
 from hivemind_core.jobs.inputs import open_job_input
+from hivemind_core.jobs.names import clean_name
 from hivemind_core.jobs.plan import JobPlan, combine_results, make_plan
 from hivemind_core.jobs.results import RESULT_EXTENSIONS, read_result
 from hivemind_core.jobs.spec import JobSpec, parse_spec, validate_against_schema
@@ -86,6 +87,7 @@ class TaskService:
             raise PermissionDeniedError(f"{who.username} is a viewer and cannot submit jobs; "
                                         "ask an administrator for the analyst role.")
         job = parse_spec(spec)
+        input_name = clean_name(input_name)   # an uploaded file's name is shown like the job name
         data_path = Path(data_path) if data_path is not None else None
         source = open_job_input(job, data_path, input_name)
         task_id = uuid.uuid4().hex[:16]
@@ -98,7 +100,7 @@ class TaskService:
             # one blob per shard file, however many subtasks read it (ml: every unit reads the one dataset)
             blobs = {shard.index: (self.client.put_blob(shard.path), shard.nbytes) for shard in split.shards}
             task = Task(
-                id=task_id, owner=who.username, name=job.name or Path(input_name).stem or job.type,
+                id=task_id, owner=who.username, name=job.name or clean_name(Path(input_name).stem) or job.type,
                 type=job.type, spec=json.dumps(job.to_dict()), priority=job.priority, input_name=input_name,
                 input_size=data_path.stat().st_size if data_path else 0,
                 input_rows=split.total_rows if source is not None else None,
@@ -290,7 +292,8 @@ class TaskService:
                 sub.started_at = sub.finished_at = None
                 s.add(sub)
             task.status = states.overall_status(sub.status for sub in subs)
-            task.error, task.finished_at, task.updated_at = "", None, utcnow()
+            # run time is the latest run's: it starts when a rerun shard starts (see _derive)
+            task.error, task.started_at, task.finished_at, task.updated_at = "", None, None, utcnow()
             task.cancel_pending, task.combine_claim, task.combine_claimed_at = False, None, None
             s.add(task)
             s.commit()
@@ -400,9 +403,14 @@ class TaskService:
         task.progress = states.progress(sub.status for sub in subs)
         task.subtasks_done = sum(sub.status == states.COMPLETED for sub in subs)
         task.updated_at = now
-        if task.started_at is None and status not in (states.PENDING, states.ASSIGNED):
-            starts = [sub.started_at for sub in subs if sub.started_at]
-            task.started_at = min(starts) if starts else now
+        if task.started_at is None:
+            # the latest run: after a retry, shards kept from an earlier round do not count
+            current = [sub for sub in subs if task.round == 0 or sub.pool_task == pool_task_id(task.id, task.round)]
+            starts = [sub.started_at for sub in current if sub.started_at]
+            if starts:
+                task.started_at = min(starts)
+            elif any(sub.status in (states.RUNNING, states.COMPLETED, states.FAILED) for sub in current):
+                task.started_at = now
         if status == states.FAILED:
             bad = next(sub for sub in subs if sub.status == states.FAILED)
             task.error = f"shard {bad.shard} failed after {bad.attempts} attempt(s): {bad.error}".strip()
