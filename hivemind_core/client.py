@@ -5,7 +5,9 @@ One channel, one stub per service (the seed's ``NodeManager``,
 ``BlobService``). Every call has a deadline; ``UNAVAILABLE`` is retried with
 exponential backoff (``backoff`` s, then 2×, 4× … — the seed's 1 s, 2 s, 4 s by
 default); when the pool still cannot be reached the call raises
-:class:`NodePoolUnavailable`. Refusals by the pool raise :class:`NodePoolError`
+:class:`NodePoolUnavailable`. Calls a person is waiting for (pages, ``/health``,
+``/api/nodes``) pass ``timeout=`` and ``retries=0`` instead: an outage is
+reported at once rather than waited out. Refusals by the pool raise :class:`NodePoolError`
 carrying the pool's message and the gRPC code.
 """
 
@@ -41,7 +43,13 @@ TERMINAL = ("completed", "failed", "cancelled")
 
 
 class NodePoolUnavailable(HiveMindError):
-    """The node pool cannot be reached (after retries)."""
+    """The node pool cannot be reached (after retries). ``address``: the pool's;
+    ``reason``: what gRPC said (e.g. "failed to connect", "Deadline Exceeded")."""
+
+    def __init__(self, message: str, address: str = "", reason: str = "") -> None:
+        super().__init__(message)
+        self.address = address
+        self.reason = reason or message
 
 
 class NodePoolError(HiveMindError):
@@ -102,6 +110,7 @@ class NodeInfo:
     net_in_bps: float
     net_out_bps: float
     registered_at: float = 0.0
+    host_id: str = ""          # the machine it runs on; "" = unknown (an older worker)
 
 
 @dataclass
@@ -213,7 +222,8 @@ class NodePoolClient:
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
             return NodePoolUnavailable(
                 f"cannot reach the node pool at {self.address} ({details}). Check that it is running "
-                "(python -m hivemind_core.nodepool) and that HIVEMIND_NODE_POOL names it.")
+                "(python -m hivemind_core.nodepool) and that HIVEMIND_NODE_POOL names it.",
+                address=self.address, reason=details or (code.name.lower() if code else "unreachable"))
         if code == grpc.StatusCode.UNAUTHENTICATED:
             return NodePoolError(f"the node pool at {self.address} rejected the token: {details}. "
                                  "Set HIVEMIND_CLUSTER_TOKEN to the pool's cluster token.", code)
@@ -267,19 +277,22 @@ class NodePoolClient:
 
     # ------------------------------------------------------------ nodes and identities
 
-    def nodes(self) -> list[NodeInfo]:
-        reply = self.call(self.nodes_stub.ListNodes, pb.NodeListRequest())
+    def nodes(self, *, timeout: float | None = None, retries: int | None = None) -> list[NodeInfo]:
+        """Every node the pool knows (``timeout``/``retries``: see :meth:`call`)."""
+        reply = self.call(self.nodes_stub.ListNodes, pb.NodeListRequest(), timeout=timeout, retries=retries)
         return [NodeInfo(node_id=n.node_id, name=n.name, address=n.address, cores=n.cores,
                          memory_mb=n.memory_mb, gpu=n.gpu, labels=dict(n.labels), version=n.version,
                          status=n.status, last_heartbeat=n.last_heartbeat, running=n.running, slots=n.slots,
                          cpu_percent=n.metrics.cpu_percent, memory_percent=n.metrics.memory_percent,
                          disk_percent=n.metrics.disk_percent, net_in_bps=n.metrics.net_in_bps,
-                         net_out_bps=n.metrics.net_out_bps, registered_at=n.registered_at)
+                         net_out_bps=n.metrics.net_out_bps, registered_at=n.registered_at, host_id=n.host_id)
                 for n in reply.nodes]
 
-    def node_history(self, node_id: str, since: float, until: float | None = None) -> list[MetricPoint]:
+    def node_history(self, node_id: str, since: float, until: float | None = None, *,
+                     timeout: float | None = None, retries: int | None = None) -> list[MetricPoint]:
         reply = self.call(self.nodes_stub.NodeHistory,
-                          pb.NodeHistoryRequest(node_id=node_id, since=since, until=until or 0.0))
+                          pb.NodeHistoryRequest(node_id=node_id, since=since, until=until or 0.0),
+                          timeout=timeout, retries=retries)
         return [MetricPoint(timestamp=p.timestamp, cpu_percent=p.cpu_percent, memory_percent=p.memory_percent,
                             disk_percent=p.disk_percent, net_in_bps=p.net_in_bps, net_out_bps=p.net_out_bps,
                             running=p.running) for p in reply.points]
@@ -349,14 +362,15 @@ class NodePoolClient:
 
     # ------------------------------------------------------------ health
 
-    def ping(self, retries: int | None = None) -> None:
+    def ping(self, retries: int | None = None, timeout: float | None = None) -> None:
         """Raise NodePoolUnavailable unless the pool answers its health check as SERVING."""
         reply = self._retrying(lambda: self._health.Check(health_pb2.HealthCheckRequest(service=""),
-                                                          timeout=self.timeout), retries)
+                                                          timeout=timeout or self.timeout), retries)
         if reply.status != health_pb2.HealthCheckResponse.SERVING:
+            status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
             raise NodePoolUnavailable(
-                f"the node pool at {self.address} is up but not serving "
-                f"({health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}); see its log")
+                f"the node pool at {self.address} is up but not serving ({status}); see its log",
+                address=self.address, reason=f"up but not serving ({status})")
 
     def close(self) -> None:
         self.channel.close()

@@ -55,15 +55,22 @@ def live() -> None:
             fig.add_trace(go.Bar(name="yours", x=list(TASK_STATES), y=own, marker_color="#5c6bc0"))
             st.caption("Your tasks: " + " · ".join(f"{state} {n}" for state, n in zip(TASK_STATES, own, strict=True)))
         fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10), yaxis_title="tasks", barmode="group",
-                          showlegend=status.own_task_counts is not None)
-        st.plotly_chart(fig, key="task_counts", width="stretch")
+                          showlegend=status.own_task_counts is not None, yaxis_rangemode="tozero")
+        if any(counts.values()):
+            st.plotly_chart(fig, key="task_counts", width="stretch")
+        else:  # an all-zero chart would show an empty −1 … 1 axis
+            st.info("No tasks yet.")
     with right:
         st.subheader("Jobs finished per hour, last 24 h (all users)")
         hourly = status.finished_per_hour
         fig = go.Figure(go.Bar(x=[ui.local_time(h) for h, _ in hourly], y=[n for _, n in hourly],
                                marker_color="#F5A623"))
-        fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10), yaxis_title="jobs")
-        st.plotly_chart(fig, key="finished_per_hour", width="stretch")
+        fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10), yaxis_title="jobs",
+                          yaxis_rangemode="tozero")
+        if any(n for _, n in hourly):
+            st.plotly_chart(fig, key="finished_per_hour", width="stretch")
+        else:
+            st.info("No jobs finished in the last 24 h yet.")
     st.caption("Task numbers count every user's tasks (numbers only, no names or owners)"
                + ("; the Tasks page lists yours." if who.can_submit else "."))
     st.caption(f"Updated {time.strftime('%H:%M:%S')} · refreshes every 5 s")

@@ -13,10 +13,12 @@ GIB = 1024 ** 3
 
 
 def node(name: str, status: str, *, cores: int = 4, running: int = 0, disk: float = 50.0,
-         cpu: float = 10.0, beat: float = NOW - 2) -> NodeInfo:
-    return NodeInfo(node_id=f"id-{name}", name=name, address=f"{name}.lan", cores=cores, memory_mb=8192, gpu="",
-                    labels={}, version="t", status=status, last_heartbeat=beat, running=running, slots=cores,
-                    cpu_percent=cpu, memory_percent=40.0, disk_percent=disk, net_in_bps=1.0, net_out_bps=2.0)
+         cpu: float = 10.0, beat: float = NOW - 2, host_id: str = "", memory_mb: int = 8192,
+         slots: int | None = None) -> NodeInfo:
+    return NodeInfo(node_id=f"id-{name}", name=name, address=f"{name}.lan", cores=cores, memory_mb=memory_mb,
+                    gpu="", labels={}, version="t", status=status, last_heartbeat=beat, running=running,
+                    slots=cores if slots is None else slots, cpu_percent=cpu, memory_percent=40.0, disk_percent=disk,
+                    net_in_bps=1.0, net_out_bps=2.0, host_id=host_id)
 
 
 def healthy() -> HealthReport:
@@ -37,6 +39,23 @@ def test_totals_count_only_live_nodes_capacity() -> None:
     assert cluster_totals([]).cpu_percent == 0.0
     rows = node_rows(list(reversed(nodes)), NOW)
     assert [r["name"] for r in rows] == ["a", "b", "c"] and rows[0]["last_heartbeat_s_ago"] == 2.0
+
+
+def test_totals_count_each_host_once_for_cores_and_memory_but_every_worker_for_slots() -> None:
+    # three local workers on one 2-core, 23 GiB machine each report the machine; a second
+    # machine has one worker; an old worker sent no host id (its own host); one is offline
+    nodes = [node(f"local-{i}", "online", cores=2, memory_mb=23 * 1024, slots=1, running=1, cpu=c, host_id="h1")
+             for i, c in ((1, 30.0), (2, 50.0), (3, 40.0))]
+    nodes += [node("lab", "busy", cores=8, memory_mb=16384, slots=4, running=4, cpu=80.0, host_id="h2"),
+              node("old", "online", cores=1, memory_mb=1024, slots=1, cpu=10.0),
+              node("gone", "offline", cores=64, memory_mb=1 << 20, host_id="h1")]
+    t = cluster_totals(nodes)
+    assert (t.nodes, t.live, t.hosts) == (6, 5, 3)
+    assert (t.cores, t.memory_mb) == (2 + 8 + 1, 23 * 1024 + 16384 + 1024)
+    assert (t.slots, t.running) == (3 + 4 + 1, 3 + 4)
+    assert t.cpu_percent == (40.0 + 80.0 + 10.0) / 3   # mean over hosts, each host its workers' mean
+    only_local = cluster_totals(nodes[:3])
+    assert (only_local.live, only_local.hosts, only_local.cores, only_local.memory_mb) == (3, 1, 2, 23 * 1024)
 
 
 def test_history_columns_are_time_ordered() -> None:

@@ -1,5 +1,5 @@
 """``GET /health``: 200 ``healthy`` when the node pool and the database answer,
-else 503 ``unhealthy`` with the reasons. No token needed (load balancers,
+else 503 ``unhealthy`` with the reasons — within seconds also while the pool is down. No token needed (load balancers,
 systemd, uptime checks)."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ def _report() -> HealthReport:
     rt = current_runtime()
     if rt is None:
         return check_health(None, get_engine())
-    return check_health(rt.client, rt.engine)
+    return check_health(rt.client, rt.engine, settings=rt.settings)
 
 
 @endpoint

@@ -32,7 +32,7 @@ def system_alerts(
     now = time.time() if now is None else now
     alerts: list[Alert] = []
     if not health.node_pool_ok:
-        alerts.append(Alert("error", f"Node pool unreachable: {health.node_pool_error}"))
+        alerts.append(Alert("error", health.node_pool_error))   # worded by health.pool_problem
     if not health.database_ok:
         alerts.append(Alert("error", f"Database problem: {health.database_error}"))
     for node in nodes:

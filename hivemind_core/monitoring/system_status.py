@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from hivemind_core.errors import HiveMindError
 from hivemind_core.monitoring.alerts import Alert, system_alerts
-from hivemind_core.monitoring.health import HealthReport, check_health
+from hivemind_core.monitoring.health import UI_CALL, HealthReport, check_health
 from hivemind_core.monitoring.host import system_metrics
 from hivemind_core.monitoring.nodestats import ClusterTotals, cluster_totals
 from hivemind_core.principal import Principal
@@ -43,12 +43,12 @@ class SystemStatus:
 
 def system_status(rt: MasterRuntime, who: Principal) -> SystemStatus:
     """Everything the dashboard shows; a down node pool gives an empty node list and an alert, not an error."""
-    health = check_health(rt.client, rt.engine)
+    health = check_health(rt.client, rt.engine, settings=rt.settings)
     host = system_metrics(str(rt.settings.data_dir if rt.settings.data_dir.exists() else "/"))
     nodes: list[NodeInfo] = []
     if health.node_pool_ok:
         try:
-            nodes = rt.client.nodes()
+            nodes = rt.client.nodes(**UI_CALL)
         except HiveMindError as exc:  # the pool went away between the two calls
             log.warning("node list unavailable: %s", exc)
     counts = rt.tasks.system_counts_by_status()

@@ -55,7 +55,8 @@ CREATE TABLE IF NOT EXISTS nodes (
     disk_percent REAL NOT NULL DEFAULT 0,
     net_in_bps REAL NOT NULL DEFAULT 0,
     net_out_bps REAL NOT NULL DEFAULT 0,
-    peer_host TEXT NOT NULL DEFAULT ''
+    peer_host TEXT NOT NULL DEFAULT '',
+    host_id TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS subtasks (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -117,7 +118,7 @@ CREATE TABLE IF NOT EXISTS client_tokens (
 """
 
 # columns added after the first release: (table, column, definition), added to older files at open
-MIGRATIONS = (("nodes", "peer_host", "TEXT NOT NULL DEFAULT ''"),)
+MIGRATIONS = (("nodes", "peer_host", "TEXT NOT NULL DEFAULT ''"), ("nodes", "host_id", "TEXT NOT NULL DEFAULT ''"))
 
 METRIC_FIELDS = ("cpu_percent", "memory_percent", "disk_percent", "net_in_bps", "net_out_bps", "running")
 _SQL_CHUNK = 500  # ids per "IN (...)" (SQLite's variable limit is far above)
@@ -173,6 +174,7 @@ class NodeRecord:
     labels: dict[str, str] = field(default_factory=dict)
     version: str = ""
     slots: int = 1
+    host_id: str = ""      # the machine it runs on ("" = unknown)
 
 
 def hash_token(token: str) -> str:
@@ -254,17 +256,17 @@ class Store:
                      reset_running: bool) -> None:
         c.execute(
             """INSERT INTO nodes (node_id, name, address, cores, memory_mb, gpu, labels, version,
-                                  slots, token_hash, registered_at, last_heartbeat, peer_host)
-               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
+                                  slots, token_hash, registered_at, last_heartbeat, peer_host, host_id)
+               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                ON CONFLICT(node_id) DO UPDATE SET name=excluded.name, address=excluded.address,
                  cores=excluded.cores, memory_mb=excluded.memory_mb, gpu=excluded.gpu,
                  labels=excluded.labels, version=excluded.version, slots=excluded.slots,
                  token_hash=excluded.token_hash, last_heartbeat=excluded.last_heartbeat,
-                 peer_host=excluded.peer_host,
+                 peer_host=excluded.peer_host, host_id=excluded.host_id,
                  running=CASE WHEN ? THEN 0 ELSE running END""",
             (node.node_id, node.name, node.address, node.cores, node.memory_mb, node.gpu,
              json.dumps(node.labels, sort_keys=True), node.version, node.slots,
-             hash_token(token), now, now, peer_host, reset_running),
+             hash_token(token), now, now, peer_host, node.host_id, reset_running),
         )
 
     def register(self, node: NodeRecord, claim: identity.Claim, now: float, offline_after_s: float,

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RegisterRequest(_message.Message):
-    __slots__ = ("name", "address", "cores", "memory_mb", "gpu", "labels", "version", "slots", "node_id", "node_token", "fresh_process")
+    __slots__ = ("name", "address", "cores", "memory_mb", "gpu", "labels", "version", "slots", "node_id", "node_token", "fresh_process", "host_id")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -26,6 +26,7 @@ class RegisterRequest(_message.Message):
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     FRESH_PROCESS_FIELD_NUMBER: _ClassVar[int]
+    HOST_ID_FIELD_NUMBER: _ClassVar[int]
     name: str
     address: str
     cores: int
@@ -37,7 +38,8 @@ class RegisterRequest(_message.Message):
     node_id: str
     node_token: str
     fresh_process: bool
-    def __init__(self, name: _Optional[str] = ..., address: _Optional[str] = ..., cores: _Optional[int] = ..., memory_mb: _Optional[int] = ..., gpu: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., version: _Optional[str] = ..., slots: _Optional[int] = ..., node_id: _Optional[str] = ..., node_token: _Optional[str] = ..., fresh_process: _Optional[bool] = ...) -> None: ...
+    host_id: str
+    def __init__(self, name: _Optional[str] = ..., address: _Optional[str] = ..., cores: _Optional[int] = ..., memory_mb: _Optional[int] = ..., gpu: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., version: _Optional[str] = ..., slots: _Optional[int] = ..., node_id: _Optional[str] = ..., node_token: _Optional[str] = ..., fresh_process: _Optional[bool] = ..., host_id: _Optional[str] = ...) -> None: ...
 
 class RegisterReply(_message.Message):
     __slots__ = ("node_id", "node_token", "heartbeat_interval_s", "lease_ttl_s", "identity")
@@ -88,7 +90,7 @@ class NodeListRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class NodeInfo(_message.Message):
-    __slots__ = ("node_id", "name", "address", "cores", "memory_mb", "gpu", "labels", "version", "status", "last_heartbeat", "running", "slots", "metrics", "registered_at")
+    __slots__ = ("node_id", "name", "address", "cores", "memory_mb", "gpu", "labels", "version", "status", "last_heartbeat", "running", "slots", "metrics", "registered_at", "host_id")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -110,6 +112,7 @@ class NodeInfo(_message.Message):
     SLOTS_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
     REGISTERED_AT_FIELD_NUMBER: _ClassVar[int]
+    HOST_ID_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     name: str
     address: str
@@ -124,7 +127,8 @@ class NodeInfo(_message.Message):
     slots: int
     metrics: Metrics
     registered_at: float
-    def __init__(self, node_id: _Optional[str] = ..., name: _Optional[str] = ..., address: _Optional[str] = ..., cores: _Optional[int] = ..., memory_mb: _Optional[int] = ..., gpu: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., version: _Optional[str] = ..., status: _Optional[str] = ..., last_heartbeat: _Optional[float] = ..., running: _Optional[int] = ..., slots: _Optional[int] = ..., metrics: _Optional[_Union[Metrics, _Mapping]] = ..., registered_at: _Optional[float] = ...) -> None: ...
+    host_id: str
+    def __init__(self, node_id: _Optional[str] = ..., name: _Optional[str] = ..., address: _Optional[str] = ..., cores: _Optional[int] = ..., memory_mb: _Optional[int] = ..., gpu: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., version: _Optional[str] = ..., status: _Optional[str] = ..., last_heartbeat: _Optional[float] = ..., running: _Optional[int] = ..., slots: _Optional[int] = ..., metrics: _Optional[_Union[Metrics, _Mapping]] = ..., registered_at: _Optional[float] = ..., host_id: _Optional[str] = ...) -> None: ...
 
 class NodeListReply(_message.Message):
     __slots__ = ("nodes",)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import socket
 import subprocess
+import uuid
+from functools import cache
+from pathlib import Path
 
 import psutil
 
@@ -35,3 +39,23 @@ def gpu() -> str:
 
 def hostname() -> str:
     return socket.gethostname()
+
+
+MACHINE_ID_FILES = ("/etc/machine-id", "/var/lib/dbus/machine-id")
+
+
+@cache
+def host_id() -> str:
+    """The same short id for every worker process on one machine, another on any other:
+    the OS machine id (falling back to the MAC address) with the host name, hashed so the
+    machine id itself is not sent. Cluster totals count cores and memory once per host id."""
+    machine = ""
+    for name in MACHINE_ID_FILES:
+        try:
+            machine = Path(name).read_text().strip()
+        except OSError:
+            continue
+        if machine:
+            break
+    machine = machine or f"mac-{uuid.getnode():012x}"
+    return hashlib.sha256(f"{machine}|{hostname()}".encode()).hexdigest()[:16]

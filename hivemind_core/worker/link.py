@@ -77,6 +77,7 @@ class PoolLink:
         reply = self.client.call(self.client.nodes_stub.Register, pb.RegisterRequest(
             name=self.identity.name, address=hostinfo.hostname(), cores=hostinfo.cores(),
             memory_mb=hostinfo.memory_mb(), gpu=hostinfo.gpu(), labels=self.identity.labels,
+            host_id=hostinfo.host_id(),
             version=hivemind_core.__version__, slots=self.identity.slots,
             node_id=self.node_id, node_token=self.node_token, fresh_process=self._fresh,
         ), retries=0, token=self._cluster_token)

@@ -43,7 +43,7 @@ class NodeManagerServicer(pb_grpc.NodeManagerServicer):
         record = NodeRecord(node_id="node-" + secrets.token_hex(6), name=request.name,
                             address=request.address or context.peer(), cores=max(1, request.cores),
                             memory_mb=max(0, request.memory_mb), gpu=request.gpu, labels=dict(request.labels),
-                            version=request.version, slots=max(1, request.slots))
+                            version=request.version, slots=max(1, request.slots), host_id=request.host_id)
         decision, token = self.store.register(record, claim, self.store.now(), self.config.offline_after_s,
                                               new_token=secrets.token_urlsafe(32))
         self.auth.refresh()
@@ -69,7 +69,7 @@ class NodeManagerServicer(pb_grpc.NodeManagerServicer):
                 node_id=n["node_id"], name=n["name"], address=n["address"], cores=n["cores"],
                 memory_mb=n["memory_mb"], gpu=n["gpu"], labels=n["labels"], version=n["version"],
                 status=status, last_heartbeat=n["last_heartbeat"], running=node_running(n, status),
-                slots=n["slots"], registered_at=n["registered_at"],
+                slots=n["slots"], registered_at=n["registered_at"], host_id=n["host_id"],
                 metrics=pb.Metrics(timestamp=n["last_heartbeat"],
                                    **{k: n[k] for k in METRIC_FIELDS if k != "running"},
                                    running=node_running(n, status))))
