@@ -8,16 +8,18 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import psutil
 import pytest
 
 from hivemind_core.client import NodePoolClient, SubtaskSpec
-from hivemind_core.cluster import connect_cluster
+from hivemind_core.cluster import EmbeddedCluster, connect_cluster
 from hivemind_core.config import get_settings
 from hivemind_core.db import get_engine
 from hivemind_core.monitoring.health import check_health
+from hivemind_core.monitoring.nodestats import cluster_totals
 from tests.engine_support import (ROOT, TOKEN, free_port, pool_db, spawn_pool, spawn_worker, stop_processes,
                                   subprocess_env, wait_until)
 
@@ -175,5 +177,51 @@ def test_embedded_cluster_stop_and_health(tmp_path: Path, monkeypatch: pytest.Mo
     wait_until(lambda: _all_gone(children), 30, "every child to exit after stop()")
     report = check_health(client, get_engine(settings))
     assert not report.healthy and not report.node_pool_ok and report.database_ok
-    assert report.reasons()[0].startswith("node pool: cannot reach the node pool")
+    assert report.reasons()[0].startswith(f"Node pool at {cluster.address} is not reachable: ")
+    assert "the embedded node pool is restarting" in report.reasons()[0]
     client.close()
+
+
+def test_embedded_cluster_restarts_a_killed_pool_and_worker(tmp_path: Path) -> None:
+    """kill -9 of the embedded node pool: it comes back on the same address and data dir, work queued
+    before survives and work submitted afterwards completes; a killed worker comes back as the same node."""
+    cluster = EmbeddedCluster(tmp_path / "pool", workers=2, lease_ttl_s=3, heartbeat_interval_s=0.5).start()
+    try:
+        with cluster.client(max_retries=0) as c:
+            nodes = c.nodes()
+            # both local workers run on this host: its cores and memory count once
+            assert len({n.host_id for n in nodes}) == 1 and nodes[0].host_id
+            totals = cluster_totals(nodes)
+            assert (totals.live, totals.hosts, totals.slots) == (2, 1, 2)
+            assert (totals.cores, totals.memory_mb) == (nodes[0].cores, nodes[0].memory_mb)
+            c.submit(sleeps("before", 20, 0.2))
+        address, first_pool = cluster.address, cluster.pool_process
+        assert first_pool is not None
+        first_pool.kill()   # kill -9
+        first_pool.wait()
+        wait_until(lambda: cluster.pool_process is not first_pool and cluster.restarts.get("nodepool") == 1
+                   and psutil.pid_exists(cluster.pool_process.pid), 30, "the supervisor to restart the pool")
+        assert cluster.address == address
+        with cluster.client(max_retries=8, backoff=0.25) as c:
+            c.submit(sleeps("after", 4, 0.01))      # submitted after the kill
+            assert c.wait("after", timeout=60).counts == {"completed": 4}
+            assert c.wait("before", timeout=60).counts == {"completed": 20}
+            old = {n.name: n.node_id for n in c.nodes()}
+            victim = cluster.worker_processes[0]
+            victim.kill()
+            victim.wait()
+            wait_until(lambda: cluster.restarts.get("worker-1") == 1, 30, "the supervisor to restart worker 1")
+            restarted = cluster.worker_processes[0]
+            assert restarted.pid != victim.pid and restarted.poll() is None
+            wait_until(lambda: any(n.name == "local-1" and n.status != "offline" and n.registered_at > 0
+                                   and n.last_heartbeat > time.time() - 2 for n in c.nodes())
+                       and restarted.poll() is None, 30, "local-1 back online")
+            assert {n.name: n.node_id for n in c.nodes()} == old   # the same nodes, none added
+            c.submit(sleeps("later", 6, 0.01))
+            assert c.wait("later", timeout=60).counts == {"completed": 6}
+    finally:
+        children = [p.pid for p in [cluster.pool_process, *cluster.worker_processes] if p is not None]
+        cluster.stop()
+    assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+                   for pid in children)
+    assert cluster.restarts == {"nodepool": 1, "worker-1": 1}   # stop() restarts nothing
