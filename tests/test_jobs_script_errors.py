@@ -72,7 +72,41 @@ def test_error_while_loading_the_script_shows_its_line(sandbox, shard):
 def test_wrong_return_type_is_one_plain_line(sandbox, shard):
     result = run(sandbox, shard, "def process(df):\n    return len(df)\n")
     assert result.status == "error"
-    assert result.message == "script: process(df) must return a pandas DataFrame, got int"
+    assert result.message == "script: process(df) must return a pandas DataFrame, got int 3"
+
+
+def test_duplicate_result_columns_are_one_plain_line(sandbox, shard):
+    result = run(sandbox, shard, "def process(df):\n    return df[['carrier', 'delay', 'carrier']]\n")
+    assert result.status == "error"
+    assert result.message == ("script: process(df) returned a DataFrame with two columns named 'carrier'; "
+                              "give each column its own name")
+
+
+@pytest.mark.parametrize("script", ["import sys\n\ndef process(df):\n    sys.exit(3)\n",
+                                    "import sys\nsys.exit(3)\n\ndef process(df):\n    return df\n"])
+def test_exit_in_the_script_is_a_plain_error_not_a_crash(sandbox, shard, script):
+    result = run(sandbox, shard, script)
+    assert result.status == "error", result
+    assert result.message.startswith("script: exit(3) called ") and "\n" not in result.message
+    assert not any(name in result.message for name in OUR_NAMES)
+    assert run(sandbox, shard, "def process(df):\n    return df\n").ok
+
+
+@pytest.mark.parametrize("returned,described", [("'hello'", "str 'hello'"), ("[1, 2]", "list [1, 2]"),
+                                                ("None", "None (nothing)")])
+def test_simulation_returning_the_wrong_thing_says_what_and_what_is_expected(sandbox, returned, described):
+    from hivemind_core.jobs.operations import SIMULATION_OP
+    from hivemind_core.jobs.spec import parse_spec
+
+    spec = parse_spec({"type": "simulation", "trials": 10,
+                       "script": f"def simulate(rng, n):\n    return {returned}\n"}).to_dict()
+    result = sandbox.run(SandboxJob(subtask_id="s", task_id="t", operation=SIMULATION_OP,
+                                    params=json.dumps({"spec": spec, "unit": 0, "units": 1}).encode(),
+                                    input_path=None, timeout_s=60, memory_mb=512))
+    sandbox.clean()
+    assert result.status == "error"
+    assert result.message == ("script: simulate(rng, n) must return a dict {name: per-trial numbers} "
+                              "(e.g. {\"hit\": rng.random(n) < 0.5}) or a pandas DataFrame, got " + described)
 
 
 def test_memory_overrun_is_a_plain_message_naming_the_limit(sandbox, shard):

@@ -13,6 +13,7 @@ it is (a plain message naming the limit).
 from __future__ import annotations
 
 import linecache
+import reprlib
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +24,9 @@ import pandas as pd
 from hivemind_core.errors import HiveMindError
 
 SCRIPT_FILENAME = "<script>"
+_SHOW = reprlib.Repr()   # short reprs of what a user function returned
+_SHOW.maxstring = _SHOW.maxother = 60
+_SHOW.maxlist = _SHOW.maxdict = 5
 
 
 class ScriptError(HiveMindError):
@@ -46,6 +50,8 @@ def load_function(source: str, name: str, usage: str) -> Callable[..., Any]:
         exec(compile(source, SCRIPT_FILENAME, "exec"), namespace)  # noqa: S102 - running user code is the point; the worker sandboxes it
     except MemoryError:
         raise
+    except SystemExit as exc:
+        raise ScriptError(_exit_message(exc, "while loading")) from None
     except Exception as exc:  # noqa: BLE001 - any user error is reported to the user
         raise ScriptError(_user_traceback(exc)) from None
     fn = namespace.get(name)
@@ -60,16 +66,33 @@ def call_user(fn: Callable[..., Any], *args: Any) -> Any:
         return fn(*args)
     except MemoryError:
         raise   # the sandbox's memory overrun message, not a traceback
+    except SystemExit as exc:   # exit() would end the sandbox process: a crash report full of our frames
+        raise ScriptError(_exit_message(exc, f"in {getattr(fn, '__name__', 'the script')}")) from None
     except Exception as exc:  # noqa: BLE001 - any user error is reported to the user
         raise ScriptError(_user_traceback(exc)) from None
 
 
-def as_frame(result: Any, function: str) -> pd.DataFrame:
-    """A user function's DataFrame (or Series) result with a fresh index; ScriptError otherwise."""
+def _exit_message(exc: SystemExit, where: str) -> str:
+    return (f"script: exit({_SHOW.repr(exc.code) if exc.code is not None else ''}) called {where}; "
+            "a job's functions return their result (or raise an exception to fail)")
+
+
+def described(value: Any) -> str:
+    """What a user function returned, for a message: its type and a short repr."""
+    return f"{type(value).__name__} {_SHOW.repr(value)}" if value is not None else "None (nothing)"
+
+
+def as_frame(result: Any, function: str, expected: str = "a pandas DataFrame") -> pd.DataFrame:
+    """A user function's DataFrame (or Series) result with a fresh index; ScriptError otherwise
+    (saying what ``function`` returned and ``expected``, what it should)."""
     if isinstance(result, pd.Series):
         result = result.to_frame()
     if not isinstance(result, pd.DataFrame):
-        raise ScriptError(f"script: {function} must return a pandas DataFrame, got {type(result).__name__}")
+        raise ScriptError(f"script: {function} must return {expected}, got {described(result)}")
+    dupes = result.columns[result.columns.duplicated()]
+    if len(dupes):
+        raise ScriptError(f"script: {function} returned a DataFrame with two columns named "
+                          f"{_SHOW.repr(dupes[0])}; give each column its own name")
     return result.reset_index(drop=True)
 
 

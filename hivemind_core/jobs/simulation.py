@@ -40,6 +40,8 @@ from hivemind_core.jobs.spec import JobSpec, PipelineSpec
 
 DEFAULT_SHARDS = 8
 SIMULATE_USAGE = "simulate(rng, n) that returns a dict of outcomes or a DataFrame"
+SIMULATE_RETURNS = ("a dict {name: per-trial numbers} (e.g. {\"hit\": rng.random(n) < 0.5}) "
+                    "or a pandas DataFrame")
 KEY, VALUE = "key", "value"
 STATS = ("count", "sum", "mean", "std", "var", "min", "max")
 # The outcomes of one name are the column VALUE of a group KEY: the aggregation
@@ -97,7 +99,7 @@ def run_shard(script: str, seed: int, shards: int, shard: int, trials: int) -> p
     result = call_user(simulate, rng, trials)
     if isinstance(result, Mapping):
         return _moments(result)
-    table = to_arrow(as_frame(result, "simulate(rng, n)"))
+    table = to_arrow(as_frame(result, "simulate(rng, n)", SIMULATE_RETURNS))
     return table.replace_schema_metadata((table.schema.metadata or {}) | {MODE: b"rows"})
 
 
