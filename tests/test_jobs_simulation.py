@@ -119,7 +119,8 @@ def test_dataframe_outcomes_are_concatenated_in_shard_order(tmp_path, shards):
 
 
 @pytest.mark.parametrize("body,words", [
-    ("    return 3.0\n", "simulate(rng, n) must return a pandas DataFrame, got float"),
+    ("    return 3.0\n", "simulate(rng, n) must return a dict {name: per-trial numbers} (e.g. {\"hit\": "
+                        "rng.random(n) < 0.5}) or a pandas DataFrame, got float 3.0"),
     ("    return {}\n", "empty dict"),
     ("    return {'a': np.ones((n, 2))}\n", "1-D array"),
     ("    return {'a': ['x'] * n}\n", "must be numbers"),
