@@ -13,6 +13,7 @@ import logging
 import sys
 
 from hivemind_core.errors import HiveMindError
+from hivemind_core.jobs.names import printable
 
 # Feature packages add their CLI module here.
 COMMAND_MODULES: list[str] = []
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except HiveMindError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(exc, keep_newlines=True)}", file=sys.stderr)   # may quote user text
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -51,11 +51,17 @@ def check_name(raw: Any, path: str = "name") -> str:
     return name
 
 
-def clean_name(raw: str) -> str:
-    """A name made from something unchecked (an uploaded file's name): unsafe characters become
-    spaces, runs of spaces one, cut to MAX_NAME_LENGTH. Always passes :func:`check_name`."""
+def one_line(raw: str) -> str:
+    """``raw`` with every control or invisible reordering character (line breaks included) as a
+    space, and each run of spaces as one."""
     cleaned = "".join(" " if _unsafe(c) or not c.isprintable() else c for c in raw)
-    return re.sub(r"\s+", " ", cleaned).strip()[:MAX_NAME_LENGTH].strip()
+    return re.sub(r"\s+", " ", cleaned).strip()
+
+
+def clean_name(raw: str) -> str:
+    """A name made from something unchecked (an uploaded file's name): :func:`one_line`, cut to
+    MAX_NAME_LENGTH. Always passes :func:`check_name`."""
+    return one_line(raw)[:MAX_NAME_LENGTH].strip()
 
 
 def printable(value: object, *, keep_newlines: bool = False) -> str:

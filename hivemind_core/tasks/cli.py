@@ -39,6 +39,7 @@ from hivemind_core.errors import (
 )
 from hivemind_core.fileutil import check_output_path
 from hivemind_core.jobs.inputs import open_job_input
+from hivemind_core.jobs.names import printable
 from hivemind_core.jobs.spec import parse_spec
 from hivemind_core.principal import LOCAL_ADMIN, Principal
 from hivemind_core.tasks import states
@@ -207,7 +208,7 @@ def _report_final(task: Task, output: str | None) -> int:
         else:
             print(f"completed: {task.result_rows} rows in {task.result_path}")
         return 0
-    reason = task.error or "no reason recorded"
+    reason = printable(task.error, keep_newlines=True) or "no reason recorded"
     print(f"error: task {task.id} {task.status}: {reason}", file=sys.stderr)
     return 1
 
@@ -221,7 +222,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         task = service.get(who, args.id)
         subs = service.subtasks(who, args.id)
     counts = Counter(s.status for s in subs)
-    print(f"task      {task.id}  ({task.name})")
+    print(f"task      {task.id}  ({printable(task.name)})")
     print(f"owner     {task.owner}")
     print(f"status    {task.status}")
     print(f"progress  {task.progress:.1f}%  ({task.subtasks_done}/{task.subtasks_total} shards: "
@@ -229,13 +230,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     if task.input_rows is None:
         print("input     none (a simulation reads no data)")
     else:
-        print(f"input     {task.input_name}  ({task.input_rows} rows, {task.input_size} bytes)")
+        print(f"input     {printable(task.input_name)}  ({task.input_rows} rows, {task.input_size} bytes)")
     print(f"created   {_when(task.created_at)}   started {_when(task.started_at)}   "
           f"finished {_when(task.finished_at)}")
     if task.result_path:
         print(f"result    {task.result_path}  ({task.result_rows} rows)")
     if task.error:
-        print(f"error     {task.error}")
+        print(f"error     {printable(task.error, keep_newlines=True)}")
     return 0
 
 
@@ -246,7 +247,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         tasks, total = service.list(who, args.status, args.offset, args.limit)
     print(f"{'ID':<17} {'STATUS':<10} {'PROGRESS':>8}  {'OWNER':<12} {'CREATED':<19}  NAME")
     for t in tasks:
-        print(f"{t.id:<17} {t.status:<10} {t.progress:7.1f}%  {t.owner:<12} {_when(t.created_at):<19}  {t.name}")
+        print(f"{t.id:<17} {t.status:<10} {t.progress:7.1f}%  {t.owner:<12} {_when(t.created_at):<19}  "
+              f"{printable(t.name)}")
     shown = f"{args.offset + 1}-{args.offset + len(tasks)}" if tasks else "none"
     print(f"({shown} of {total} tasks)")
     return 0
