@@ -100,5 +100,5 @@ def test_cli_list_and_status_print_stored_names_as_text(subprocess_env, tmp_path
     assert status.returncode == 0, status.stderr
     assert "\x1b" not in status.stdout and "in\\x1b[1m.csv" in status.stdout
     assert "error     boom\\x1b[31m\nsecond line" in status.stdout
-    failed = run_cli(["result", "evil1"], subprocess_env, tmp_path, 60)   # the one error line quotes the error
+    failed = run_cli(["result", "evil1", "--output", str(tmp_path / "r.csv")], subprocess_env, tmp_path, 60)   # the one error line quotes the error
     assert failed.returncode == 1 and "\x1b" not in failed.stderr and "boom\\x1b[31m" in failed.stderr
