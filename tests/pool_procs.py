@@ -89,3 +89,18 @@ class PoolProcs:
                 p.kill()
                 p.wait(5)
         self.procs.clear()
+
+
+CLI_TIMEOUT_S = 240.0
+
+
+def run_cli(args: list[str], env: dict[str, str], cwd: Path,
+            timeout: float = CLI_TIMEOUT_S) -> subprocess.CompletedProcess:
+    """``python -m hivemind_core ARGS`` in a subprocess, output captured as text."""
+    return subprocess.run([sys.executable, "-m", "hivemind_core", *args], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def cli_env(base: dict[str, str], pool: PoolProcs) -> dict[str, str]:
+    """``base`` plus the token of ``pool``, as a user of ``--pool`` sets it."""
+    return base | {"HIVEMIND_CLUSTER_TOKEN": pool.token}

@@ -10,49 +10,17 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.flights import write_flights_csv
-from tests.pool_procs import PoolProcs
+from tests.pool_procs import cli_env, run_cli
 from tests.test_jobs_exact import assert_same, expected_groupby
 
 pytestmark = pytest.mark.slow
 AGGS = ["count", "size", "sum", "mean", "min", "max", "std", "var", "nunique", "median"]
-CLI_TIMEOUT_S = 240
-
-
-@pytest.fixture(scope="module")
-def flights_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_flights_csv(tmp_path_factory.mktemp("flights") / "flights.csv")
-
-
-@pytest.fixture(scope="module")
-def frame(flights_csv: Path) -> pd.DataFrame:
-    return pd.read_csv(flights_csv)
-
-
-@pytest.fixture(scope="module")
-def pool(tmp_path_factory: pytest.TempPathFactory):
-    procs = PoolProcs(tmp_path_factory.mktemp("pool")).start(workers=2)
-    try:
-        yield procs
-    finally:
-        procs.stop()
-
-
-def cli(args: list[str], env: dict[str, str], cwd: Path, timeout: float = CLI_TIMEOUT_S) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hivemind_core", *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def pool_env(subprocess_env: dict[str, str], pool: PoolProcs) -> dict[str, str]:
-    return subprocess_env | {"HIVEMIND_CLUSTER_TOKEN": pool.token}
 
 
 GROUPBY_SPEC = {
@@ -97,7 +65,7 @@ def run_and_compare(kind: str, args_extra: list[str], env: dict[str, str], tmp_p
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps(SPECS[kind]))
     out = tmp_path / "out.csv"
-    proc = cli(["submit", str(spec), str(flights_csv), "--wait", "--output", str(out), *args_extra], env, tmp_path)
+    proc = run_cli(["submit", str(spec), str(flights_csv), "--wait", "--output", str(out), *args_extra], env, tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "completed" in proc.stdout
     result, expected = pd.read_csv(out), expected_for(kind, frame)
@@ -114,8 +82,8 @@ def test_cli_on_embedded_cluster_equals_pandas(kind, subprocess_env, tmp_path, f
 
 
 @pytest.mark.parametrize("kind", ["groupby", "filter", "script"])
-def test_cli_with_pool_flag_equals_pandas(kind, pool, subprocess_env, tmp_path, flights_csv, frame):
-    run_and_compare(kind, ["--pool", pool.address], pool_env(subprocess_env, pool), tmp_path, flights_csv, frame)
+def test_cli_with_pool_flag_equals_pandas(kind, cli_pool, subprocess_env, tmp_path, flights_csv, frame):
+    run_and_compare(kind, ["--pool", cli_pool.address], cli_env(subprocess_env, cli_pool), tmp_path, flights_csv, frame)
 
 
 def _bad_inputs(tmp: Path, flights_csv: Path) -> dict[str, tuple[dict | str, Path, str]]:
@@ -146,37 +114,37 @@ def _bad_inputs(tmp: Path, flights_csv: Path) -> dict[str, tuple[dict | str, Pat
     }
 
 
-def test_bad_input_exits_nonzero_with_one_line_and_queues_nothing(pool, subprocess_env, tmp_path, flights_csv):
+def test_bad_input_exits_nonzero_with_one_line_and_queues_nothing(cli_pool, subprocess_env, tmp_path, flights_csv):
     from hivemind_core.db import get_engine
     from hivemind_core.tasks.models import Task
     from sqlmodel import Session, func, select
 
-    env = pool_env(subprocess_env, pool)
-    with pool.client() as client:
+    env = cli_env(subprocess_env, cli_pool)
+    with cli_pool.client() as client:
         before = {t.task_id for t in client.list_tasks()}
     for name, (spec, data, reason) in _bad_inputs(tmp_path, flights_csv).items():
         spec_file = tmp_path / "spec.json"
         spec_file.write_text(spec if isinstance(spec, str) else json.dumps(spec))
-        proc = cli(["submit", str(spec_file), str(data), "--pool", pool.address, "--wait"], env, tmp_path, 60)
+        proc = run_cli(["submit", str(spec_file), str(data), "--pool", cli_pool.address, "--wait"], env, tmp_path, 60)
         lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
         assert proc.returncode != 0, name
         assert len(lines) == 1 and lines[0].startswith("error: ") and reason in lines[0], (name, proc.stderr)
         assert proc.stdout == "", name
-    with pool.client() as client:
+    with cli_pool.client() as client:
         assert {t.task_id for t in client.list_tasks()} == before
     with Session(get_engine()) as s:
         assert s.exec(select(func.count()).select_from(Task)).one() == 0
 
 
-def test_non_utf8_with_encoding_given_runs(pool, subprocess_env, tmp_path):
+def test_non_utf8_with_encoding_given_runs(cli_pool, subprocess_env, tmp_path):
     data = tmp_path / "latin.csv"
     data.write_bytes("city;n\nZürich;1\nMünchen;2\nZürich;5\n".encode("cp1252"))
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"input": {"encoding": "cp1252"},
                                 "pipeline": {"group_by": ["city"], "aggregate": {"n": ["sum", "count"]}}}))
     out = tmp_path / "out.csv"
-    proc = cli(["submit", str(spec), str(data), "--pool", pool.address, "--wait", "--output", str(out)],
-               pool_env(subprocess_env, pool), tmp_path, 120)
+    proc = run_cli(["submit", str(spec), str(data), "--pool", cli_pool.address, "--wait", "--output", str(out)],
+               cli_env(subprocess_env, cli_pool), tmp_path, 120)
     assert proc.returncode == 0, proc.stderr
     result = pd.read_csv(out)
     assert result.to_dict("list") == {"city": ["München", "Zürich"], "n_sum": [2, 6], "n_count": [1, 2]}
@@ -192,22 +160,22 @@ def _wait_for(predicate, timeout: float, what: str):  # noqa: ANN001, ANN202
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
-def test_cancel_running_job_from_cli_frees_workers(pool, subprocess_env, tmp_path, flights_csv, frame):
-    env = pool_env(subprocess_env, pool)
+def test_cancel_running_job_from_cli_frees_workers(cli_pool, subprocess_env, tmp_path, flights_csv, frame):
+    env = cli_env(subprocess_env, cli_pool)
     slow = tmp_path / "slow.json"
     slow.write_text(json.dumps({"script": "import time\n\ndef process(df):\n    time.sleep(300)\n    return df\n",
                                 "split": {"shards": 4}}))
-    proc = cli(["submit", str(slow), str(flights_csv), "--pool", pool.address], env, tmp_path, 120)
+    proc = run_cli(["submit", str(slow), str(flights_csv), "--pool", cli_pool.address], env, tmp_path, 120)
     assert proc.returncode == 0, proc.stderr
     task_id = re.search(r"submitted task (\w+)", proc.stdout).group(1)
-    with pool.client() as client:
+    with cli_pool.client() as client:
         _wait_for(lambda: sum(n.running for n in client.nodes()) == 2, 60, "both workers to run a shard")
-        proc = cli(["cancel", task_id, "--pool", pool.address], env, tmp_path, 60)
+        proc = run_cli(["cancel", task_id, "--pool", cli_pool.address], env, tmp_path, 60)
         assert proc.returncode == 0, proc.stderr
         assert f"task {task_id} cancelled" in proc.stdout
         _wait_for(lambda: all(s.state == "cancelled" for s in client.status(task_id)), 15, "subtasks cancelled")
         _wait_for(lambda: sum(n.running for n in client.nodes()) == 0, 15, "the workers to be free")
-    status = cli(["status", task_id, "--pool", pool.address], env, tmp_path, 60)
+    status = run_cli(["status", task_id, "--pool", cli_pool.address], env, tmp_path, 60)
     assert re.search(r"^status\s+cancelled$", status.stdout, re.M), status.stdout
     # the workers take the next job at once
-    run_and_compare("filter", ["--pool", pool.address], env, tmp_path, flights_csv, frame)
+    run_and_compare("filter", ["--pool", cli_pool.address], env, tmp_path, flights_csv, frame)

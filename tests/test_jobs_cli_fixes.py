@@ -29,36 +29,15 @@ from hivemind_core.principal import LOCAL_ADMIN
 from hivemind_core.sqlite import read_session, write_session
 from hivemind_core.tasks import states
 from hivemind_core.tasks.models import Subtask, Task, utcnow
-from tests.flights import write_flights_csv
-from tests.pool_procs import PoolProcs
+from tests.pool_procs import cli_env, run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
-CLI_TIMEOUT_S = 180
 FILTER = {"pipeline": {"filter": [{"column": "dest", "op": "==", "value": "SFO"}],
                        "columns": ["month", "day", "carrier", "flight", "dest", "time_hour"]},
           "split": {"shards": 3}}
 SLOW = {"script": "import time\n\ndef process(df):\n    time.sleep(300)\n    return df\n", "split": {"shards": 3}}
 FAILING = {"script": "def process(df):\n    return df['distance'] // 0 if len(df) < 0 else 1 / 0\n",
            "split": {"shards": 2}, "max_attempts": 1}
-
-
-@pytest.fixture(scope="module")
-def flights_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_flights_csv(tmp_path_factory.mktemp("flights") / "flights.csv")
-
-
-@pytest.fixture(scope="module")
-def pool(tmp_path_factory: pytest.TempPathFactory):
-    procs = PoolProcs(tmp_path_factory.mktemp("pool")).start(workers=2)
-    try:
-        yield procs
-    finally:
-        procs.stop()
-
-
-def cli(args: list[str], env: dict[str, str], cwd: Path, timeout: float = CLI_TIMEOUT_S) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hivemind_core", *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def spec_file(tmp: Path, spec: dict, name: str = "spec.json") -> Path:
@@ -106,32 +85,32 @@ def bad_outputs(tmp: Path) -> dict[str, tuple[Path, str]]:
     }
 
 
-def test_output_is_checked_before_anything_is_queued_and_written_atomically(pool, subprocess_env, tmp_path,
+def test_output_is_checked_before_anything_is_queued_and_written_atomically(cli_pool, subprocess_env, tmp_path,
                                                                             flights_csv):
-    env = subprocess_env | {"HIVEMIND_CLUSTER_TOKEN": pool.token}
+    env = cli_env(subprocess_env, cli_pool)
     spec = spec_file(tmp_path, FILTER)
-    with pool.client() as client:
+    with cli_pool.client() as client:
         before = {t.task_id for t in client.list_tasks()}
     for name, (target, words) in bad_outputs(tmp_path).items():
-        proc = cli(["submit", str(spec), str(flights_csv), "--pool", pool.address, "--wait", "--output",
+        proc = run_cli(["submit", str(spec), str(flights_csv), "--pool", cli_pool.address, "--wait", "--output",
                     str(target)], env, tmp_path)
         line = one_error_line(proc)
         assert "--output" in line and words in line, (name, line)
         assert proc.stdout == "", name
-    with pool.client() as client:
+    with cli_pool.client() as client:
         assert {t.task_id for t in client.list_tasks()} == before
     assert task_count() == 0
 
     out_dir = tmp_path / "results"
     out_dir.mkdir()
-    done = cli(["submit", str(spec), str(flights_csv), "--pool", pool.address, "--wait"], env, tmp_path)
+    done = run_cli(["submit", str(spec), str(flights_csv), "--pool", cli_pool.address, "--wait"], env, tmp_path)
     assert done.returncode == 0, done.stderr
     task_id = submitted_id(done.stdout)
     for name, (target, words) in bad_outputs(tmp_path).items():
-        line = one_error_line(cli(["result", task_id, "--output", str(target), "--pool", pool.address], env, tmp_path))
+        line = one_error_line(run_cli(["result", task_id, "--output", str(target), "--pool", cli_pool.address], env, tmp_path))
         assert "--output" in line and words in line, (name, line)
     (out_dir / "sfo.csv").write_text("old content that must be replaced whole\n")
-    proc = cli(["result", task_id, "--output", str(out_dir / "sfo.csv"), "--pool", pool.address], env, tmp_path)
+    proc = run_cli(["result", task_id, "--output", str(out_dir / "sfo.csv"), "--pool", cli_pool.address], env, tmp_path)
     assert proc.returncode == 0, proc.stderr
     frame = pd.read_csv(flights_csv)
     expected = frame[frame.dest == "SFO"][["month", "day", "carrier", "flight", "dest", "time_hour"]]
@@ -141,15 +120,15 @@ def test_output_is_checked_before_anything_is_queued_and_written_atomically(pool
 
 # ----------------------------------------------------------------- failed task, token, list, delete
 
-def test_failed_task_result_says_it_failed_with_the_users_error(pool, subprocess_env, tmp_path, flights_csv):
-    env = subprocess_env | {"HIVEMIND_CLUSTER_TOKEN": pool.token}
-    proc = cli(["submit", str(spec_file(tmp_path, FAILING)), str(flights_csv), "--pool", pool.address, "--wait"],
+def test_failed_task_result_says_it_failed_with_the_users_error(cli_pool, subprocess_env, tmp_path, flights_csv):
+    env = cli_env(subprocess_env, cli_pool)
+    proc = run_cli(["submit", str(spec_file(tmp_path, FAILING)), str(flights_csv), "--pool", cli_pool.address, "--wait"],
                env, tmp_path)
     assert proc.returncode == 1
     task_id = submitted_id(proc.stdout)
     assert 'File "<script>", line 2, in process' in proc.stderr and "ZeroDivisionError: division by zero" in proc.stderr
     assert "hivemind_core" not in proc.stderr and "sandbox_child" not in proc.stderr, proc.stderr
-    result = cli(["result", task_id, "--output", str(tmp_path / "r.csv"), "--pool", pool.address], env, tmp_path)
+    result = run_cli(["result", task_id, "--output", str(tmp_path / "r.csv"), "--pool", cli_pool.address], env, tmp_path)
     assert result.returncode == 1
     assert f"error: task {task_id} failed, so it has no result: shard " in result.stderr
     assert "ZeroDivisionError: division by zero" in result.stderr and "no result yet" not in result.stderr
@@ -159,7 +138,7 @@ def test_failed_task_result_says_it_failed_with_the_users_error(pool, subprocess
 def test_pool_without_token_names_the_flag_and_the_variable(subprocess_env, tmp_path, flights_csv):
     spec = spec_file(tmp_path, FILTER)
     for args in (["submit", str(spec), str(flights_csv)], ["status", "abc"], ["cancel", "abc"], ["nodes"]):
-        line = one_error_line(cli([*args, "--pool", "127.0.0.1:9"], subprocess_env, tmp_path, 60))
+        line = one_error_line(run_cli([*args, "--pool", "127.0.0.1:9"], subprocess_env, tmp_path, 60))
         assert "--pool 127.0.0.1:9" in line and "HIVEMIND_CLUSTER_TOKEN" in line, line
         assert "HIVEMIND_NODE_POOL" not in line
 
@@ -170,24 +149,24 @@ def test_list_limit_and_offset(subprocess_env, tmp_path):
         s.add_all([Task(id=f"task{i}", owner="admin", name=f"n{i}", created_at=now.replace(microsecond=i))
                    for i in range(5)])
         s.commit()
-    proc = cli(["list", "--limit", "2", "--offset", "1"], subprocess_env, tmp_path, 60)
+    proc = run_cli(["list", "--limit", "2", "--offset", "1"], subprocess_env, tmp_path, 60)
     assert proc.returncode == 0, proc.stderr
     assert re.findall(r"^(task\d)", proc.stdout, re.MULTILINE) == ["task3", "task2"]   # newest first, one skipped
     assert "(2-3 of 5 tasks)" in proc.stdout
     for args, words in ((["--limit", "0"], "must be at least 1"), (["--limit", "-1"], "must be at least 1"),
                         (["--offset", "-1"], "must be at least 0"), (["--limit", "x"], "not a whole number")):
-        bad = cli(["list", *args], subprocess_env, tmp_path, 60)
+        bad = run_cli(["list", *args], subprocess_env, tmp_path, 60)
         assert bad.returncode == 2 and words in bad.stderr, (args, bad.stderr)
 
 
-def test_delete_removes_task_result_and_blobs(pool, subprocess_env, tmp_path, flights_csv):
+def test_delete_removes_task_result_and_blobs(cli_pool, subprocess_env, tmp_path, flights_csv):
     from hivemind_core.client import NodePoolError
 
-    env = subprocess_env | {"HIVEMIND_CLUSTER_TOKEN": pool.token}
+    env = cli_env(subprocess_env, cli_pool)
     # blobs are content-addressed and shared between tasks: this job's shards are its own
     own = {"pipeline": {"filter": [{"column": "origin", "op": "==", "value": "EWR"}],
                         "columns": ["origin", "air_time", "carrier"]}, "split": {"shards": 2}}
-    proc = cli(["submit", str(spec_file(tmp_path, own)), str(flights_csv), "--pool", pool.address, "--wait"],
+    proc = run_cli(["submit", str(spec_file(tmp_path, own)), str(flights_csv), "--pool", cli_pool.address, "--wait"],
                env, tmp_path)
     assert proc.returncode == 0, proc.stderr
     task_id = submitted_id(proc.stdout)
@@ -196,29 +175,29 @@ def test_delete_removes_task_result_and_blobs(pool, subprocess_env, tmp_path, fl
         blobs = {sub.input_blob for sub in s.exec(select(Subtask).where(Subtask.task_id == task_id))}
         blobs |= {sub.result_blob for sub in s.exec(select(Subtask).where(Subtask.task_id == task_id))}
     assert result_file.is_file() and len(blobs) >= 2
-    deleted = cli(["delete", task_id, "--pool", pool.address], env, tmp_path)
+    deleted = run_cli(["delete", task_id, "--pool", cli_pool.address], env, tmp_path)
     assert deleted.returncode == 0, deleted.stderr
     assert f"task {task_id} deleted" in deleted.stdout
     assert not result_file.exists() and task_count() == 0
-    with pool.client() as client:
+    with cli_pool.client() as client:
         assert client.status(task_id) == []
         for sha in blobs:
             with pytest.raises(NodePoolError):
                 client.get_blob(sha)
-    gone = one_error_line(cli(["status", task_id, "--pool", pool.address], env, tmp_path))
+    gone = one_error_line(run_cli(["status", task_id, "--pool", cli_pool.address], env, tmp_path))
     assert f"no task {task_id!r}" in gone
 
 
 # ----------------------------------------------------------------- Ctrl-C during --wait
 
-def test_ctrl_c_during_wait_says_the_task_runs_on_and_how_to_cancel_it(pool, subprocess_env, tmp_path, flights_csv):
-    env = subprocess_env | {"HIVEMIND_CLUSTER_TOKEN": pool.token}
+def test_ctrl_c_during_wait_says_the_task_runs_on_and_how_to_cancel_it(cli_pool, subprocess_env, tmp_path, flights_csv):
+    env = cli_env(subprocess_env, cli_pool)
     proc = subprocess.Popen([sys.executable, "-m", "hivemind_core", "submit", str(spec_file(tmp_path, SLOW)),
-                             str(flights_csv), "--pool", pool.address, "--wait"],
+                             str(flights_csv), "--pool", cli_pool.address, "--wait"],
                             env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         task_id = submitted_id(proc.stdout.readline())
-        with pool.client() as client:
+        with cli_pool.client() as client:
             wait_for(lambda: any(s.state == "running" for s in client.status(task_id)), 60, "a shard to run")
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
@@ -228,12 +207,12 @@ def test_ctrl_c_during_wait_says_the_task_runs_on_and_how_to_cancel_it(pool, sub
             proc.wait()
     assert proc.returncode == 130, err
     assert f"task {task_id}, which was NOT cancelled" in err and "keeps running" in err
-    assert f"python -m hivemind_core cancel {task_id} --pool {pool.address}" in err
-    with pool.client() as client:
+    assert f"python -m hivemind_core cancel {task_id} --pool {cli_pool.address}" in err
+    with cli_pool.client() as client:
         assert not any(s.state == "cancelled" for s in client.status(task_id))   # it does run on
-    cancel = cli(["cancel", task_id, "--pool", pool.address], env, tmp_path)
+    cancel = run_cli(["cancel", task_id, "--pool", cli_pool.address], env, tmp_path)
     assert cancel.returncode == 0 and f"task {task_id} cancelled" in cancel.stdout
-    with pool.client() as client:
+    with cli_pool.client() as client:
         wait_for(lambda: all(s.state == "cancelled" for s in client.status(task_id)), 30, "the cancellation")
 
 
@@ -257,10 +236,10 @@ def test_cancel_with_no_cluster_running_is_durable_and_the_shards_never_run(subp
     assert not list(logs.glob("worker-*.log"))
 
     env = subprocess_env | {"HIVEMIND_WORKERS": "2"}
-    proc = cli(["cancel", task.id], env, tmp_path, 60)
+    proc = run_cli(["cancel", task.id], env, tmp_path, 60)
     assert proc.returncode == 0, proc.stderr
     assert f"task {task.id} cancelled" in proc.stdout and "told when the cluster next starts" in proc.stderr
-    nodes = one_error_line(cli(["nodes"], env, tmp_path, 60))
+    nodes = one_error_line(run_cli(["nodes"], env, tmp_path, 60))
     assert "no cluster is running" in nodes and "streamlit run app.py" in nodes
     assert not list(logs.glob("worker-*.log")), "cancel/nodes must not start a cluster"
     with read_session(engine) as s:

@@ -11,27 +11,15 @@ M2 (Chan's merge vs pandas' one-pass Welford) — compared with rtol 1e-12 /
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.flights import flights_frame, write_flights_csv
 from tests.jobs_local import run_in_process
 
 AGGS = ["count", "size", "sum", "mean", "min", "max", "std", "var", "nunique", "median"]
 FLOAT_TOLERANT = {"std": 1e-9, "var": 1e-9, "mean": 1e-12, "sum": 1e-12}
-
-
-@pytest.fixture(scope="module")
-def flights_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_flights_csv(tmp_path_factory.mktemp("flights") / "flights.csv")
-
-
-@pytest.fixture(scope="module")
-def frame(flights_csv: Path) -> pd.DataFrame:
-    return pd.read_csv(flights_csv)   # what an analyst's pandas sees for this file
 
 
 def expected_groupby(df: pd.DataFrame, keys: list[str], aggregate: dict[str, list[str]]) -> pd.DataFrame:

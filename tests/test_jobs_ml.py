@@ -21,21 +21,11 @@ import pytest
 from hivemind_core.errors import ValidationError
 from hivemind_core.jobs.ml import fold_ids, unit_range
 from hivemind_core.jobs.script import ScriptError
-from tests.flights import flights_frame, write_flights_csv
+from tests.flights import flights_frame
 from tests.jobs_local import run_in_process
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = json.loads((ROOT / "examples" / "delay_model_grid_search.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def flights_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_flights_csv(tmp_path_factory.mktemp("flights") / "flights.csv")
-
-
-@pytest.fixture(scope="module")
-def frame(flights_csv: Path) -> pd.DataFrame:
-    return pd.read_csv(flights_csv)
 
 
 def user_function(script: str, name: str):  # noqa: ANN201 - the user's function

@@ -18,10 +18,8 @@ from sqlmodel import Session, func, select
 
 from hivemind_core.db import get_engine
 from hivemind_core.tasks.models import Subtask, Task
-from tests.flights import write_flights_csv
 from tests.jobs_local import run_in_process
-from tests.pool_procs import PoolProcs
-from tests.test_jobs_cli import cli, pool_env
+from tests.pool_procs import cli_env, run_cli
 from tests.test_jobs_exact import assert_same, expected_groupby
 from tests.test_jobs_ml import assert_same_scores, expected_grid_search
 from tests.test_jobs_simulation import (
@@ -39,32 +37,13 @@ def example(name: str) -> dict:
     return json.loads((EXAMPLES / name).read_text())
 
 
-@pytest.fixture(scope="module")
-def flights_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_flights_csv(tmp_path_factory.mktemp("flights") / "flights.csv")
-
-
-@pytest.fixture(scope="module")
-def frame(flights_csv: Path) -> pd.DataFrame:
-    return pd.read_csv(flights_csv)
-
-
-@pytest.fixture(scope="module")
-def pool(tmp_path_factory: pytest.TempPathFactory):
-    procs = PoolProcs(tmp_path_factory.mktemp("pool")).start(workers=2)
-    try:
-        yield procs
-    finally:
-        procs.stop()
-
-
 def task_id_of(stdout: str) -> str:
     return re.search(r"submitted task (\w+)", stdout).group(1)
 
 
 def test_grid_search_example_on_embedded_cluster(subprocess_env, tmp_path, flights_csv, frame):
     out = tmp_path / "scores.csv"
-    proc = cli(["submit", str(EXAMPLES / "delay_model_grid_search.json"), str(flights_csv), "--wait",
+    proc = run_cli(["submit", str(EXAMPLES / "delay_model_grid_search.json"), str(flights_csv), "--wait",
                 "--output", str(out)], subprocess_env | {"HIVEMIND_WORKERS": "2"}, tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"completed: 6 rows written to", proc.stdout), proc.stdout
@@ -79,7 +58,7 @@ def test_grid_search_example_on_embedded_cluster(subprocess_env, tmp_path, fligh
 def test_simulation_example_on_embedded_cluster_without_data(subprocess_env, tmp_path):
     spec = example("pi_simulation.json")
     out = tmp_path / "pi.csv"
-    proc = cli(["submit", str(EXAMPLES / "pi_simulation.json"), "--wait", "--output", str(out)],
+    proc = run_cli(["submit", str(EXAMPLES / "pi_simulation.json"), "--wait", "--output", str(out)],
                subprocess_env | {"HIVEMIND_WORKERS": "2"}, tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "4 shards, no input data" in proc.stdout
@@ -88,29 +67,29 @@ def test_simulation_example_on_embedded_cluster_without_data(subprocess_env, tmp
     assert_same_moments(pd.read_csv(out), expected)
 
 
-def test_simulation_with_dash_for_data_through_pool(pool, subprocess_env, tmp_path):
+def test_simulation_with_dash_for_data_through_pool(cli_pool, subprocess_env, tmp_path):
     from tests.test_jobs_simulation import FRAME_SCRIPT
 
     spec = {"type": "simulation", "script": FRAME_SCRIPT, "trials": 5_000, "seed": 77, "split": {"shards": 3}}
     spec_file = tmp_path / "walks.json"
     spec_file.write_text(json.dumps(spec))
     out = tmp_path / "walks.csv"
-    proc = cli(["submit", str(spec_file), "-", "--pool", pool.address, "--wait", "--output", str(out)],
-               pool_env(subprocess_env, pool), tmp_path)
+    proc = run_cli(["submit", str(spec_file), "-", "--pool", cli_pool.address, "--wait", "--output", str(out)],
+               cli_env(subprocess_env, cli_pool), tmp_path)
     assert proc.returncode == 0, proc.stderr
     expected = pd.concat(shard_outputs(FRAME_SCRIPT, 5_000, 77, 3), ignore_index=True)
     pd.testing.assert_frame_equal(pd.read_csv(out), expected, check_exact=False, rtol=1e-15)
 
 
-def test_grid_search_through_pool(pool, subprocess_env, tmp_path, flights_csv, frame):
+def test_grid_search_through_pool(cli_pool, subprocess_env, tmp_path, flights_csv, frame):
     spec = example("delay_model_grid_search.json") | {"split": {"shards": 4}, "folds": 4,
                                                        "grid": {"features": ["dep_delay", "dep_delay+hour"],
                                                                 "alpha": [10.0]}}
     spec_file = tmp_path / "ml.json"
     spec_file.write_text(json.dumps(spec))
     out = tmp_path / "scores.csv"
-    proc = cli(["submit", str(spec_file), str(flights_csv), "--pool", pool.address, "--wait", "--output", str(out)],
-               pool_env(subprocess_env, pool), tmp_path)
+    proc = run_cli(["submit", str(spec_file), str(flights_csv), "--pool", cli_pool.address, "--wait", "--output", str(out)],
+               cli_env(subprocess_env, cli_pool), tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert_same_scores(pd.read_csv(out), expected_grid_search(frame, spec))
 
@@ -137,22 +116,22 @@ def _bad(tmp: Path, flights_csv: Path) -> dict[str, tuple[dict, list[str], str]]
     }
 
 
-def test_bad_specs_exit_nonzero_with_one_line_and_queue_nothing(pool, subprocess_env, tmp_path, flights_csv):
+def test_bad_specs_exit_nonzero_with_one_line_and_queue_nothing(cli_pool, subprocess_env, tmp_path, flights_csv):
     pd.DataFrame({"dep_delay": range(6), "arr_delay": [1.0] * 6}).to_csv(tmp_path / "six.csv", index=False)
-    env = pool_env(subprocess_env, pool)
-    with pool.client() as client:
+    env = cli_env(subprocess_env, cli_pool)
+    with cli_pool.client() as client:
         before = {t.task_id for t in client.list_tasks()}
     with Session(get_engine()) as s:
         tasks_before = s.exec(select(func.count()).select_from(Task)).one()
     for name, (spec, data, reason) in _bad(tmp_path, flights_csv).items():
         spec_file = tmp_path / "spec.json"
         spec_file.write_text(json.dumps(spec))
-        proc = cli(["submit", str(spec_file), *data, "--pool", pool.address, "--wait"], env, tmp_path, 60)
+        proc = run_cli(["submit", str(spec_file), *data, "--pool", cli_pool.address, "--wait"], env, tmp_path, 60)
         lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
         assert proc.returncode != 0, name
         assert len(lines) == 1 and lines[0].startswith("error: ") and reason in lines[0], (name, proc.stderr)
         assert proc.stdout == "", name
-    with pool.client() as client:
+    with cli_pool.client() as client:
         assert {t.task_id for t in client.list_tasks()} == before
     with Session(get_engine()) as s:
         assert s.exec(select(func.count()).select_from(Task)).one() == tasks_before
