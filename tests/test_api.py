@@ -143,6 +143,33 @@ def test_viewer_has_no_task_access_but_sees_nodes(base: str, tokens: dict[str, s
     assert len(body["nodes"]) == 2 and body["totals"]["nodes"] == 2
     assert {n["status"] for n in body["nodes"]} <= {"online", "busy"}
     assert all(n["cores"] >= 1 and n["address"] for n in body["nodes"])
+    # both embedded workers run on this host: its cores and memory are counted once, slots per worker
+    assert len({n["host_id"] for n in body["nodes"]}) == 1
+    totals = body["totals"]
+    assert (totals["hosts"], totals["live"], totals["slots"]) == (1, 2, sum(n["slots"] for n in body["nodes"]))
+    assert (totals["cores"], totals["memory_mb"]) == (body["nodes"][0]["cores"], body["nodes"][0]["memory_mb"])
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/api/nope"), ("GET", "/api/tasks/x/nope"),
+                                              ("POST", "/api/nodes/x"), ("GET", "/api"), ("GET", "/api/")])
+def test_unknown_api_path_is_json_404_not_the_ui_page(base: str, tokens: dict[str, str], method: str,
+                                                      path: str) -> None:
+    r = requests.request(method, f"{base}{path}", headers=hdr(tokens["ann"]), timeout=30)
+    assert r.status_code == 404, r.text[:200]
+    assert r.headers["content-type"].startswith("application/json")
+    assert r.json()["status"] == 404 and "/api/tasks" in r.json()["error"]
+
+
+@pytest.mark.parametrize(("method", "path", "allowed"), [("PUT", "/api/tasks", ["GET", "HEAD", "POST"]),
+                                                         ("PATCH", "/api/tasks/abc", ["DELETE", "GET", "HEAD"]),
+                                                         ("DELETE", "/api/nodes", ["GET", "HEAD"]),
+                                                         ("POST", "/health", ["GET", "HEAD"])])
+def test_wrong_method_is_json_405(base: str, tokens: dict[str, str], method: str, path: str,
+                                  allowed: list[str]) -> None:
+    r = requests.request(method, f"{base}{path}", headers=hdr(tokens["ann"]), timeout=30)
+    assert r.status_code == 405, r.text[:200]
+    assert r.json()["status"] == 405 and r.json()["allowed"] == allowed and method in r.json()["error"]
+    assert r.headers["Allow"] == ", ".join(allowed)
 
 
 def test_submit_poll_download_equals_pandas(base: str, tokens: dict[str, str], flights_csv: Path) -> None:
@@ -257,21 +284,60 @@ def test_simulation_is_submitted_without_a_data_part(base: str, tokens: dict[str
     assert_same_moments(pd.read_csv(io.BytesIO(r.content)), expected)
 
 
-def test_health_is_503_when_the_node_pool_stops(base: str) -> None:
-    """Last in this module: kills the server's node pool."""
+def server_pool(base: str) -> psutil.Process:
+    """The node pool process the app at ``base`` runs."""
     port = int(base.rsplit(":", 1)[1])
     server = next(c.pid for c in psutil.net_connections("tcp")
                   if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN)
     pools = [p for p in psutil.Process(server).children(recursive=True)
-             if "hivemind_core.nodepool" in " ".join(p.cmdline())]
-    assert len(pools) == 1
-    pools[0].kill()
-    deadline = time.monotonic() + 10  # not our child: it stays a zombie until the server reaps it
-    while pools[0].is_running() and pools[0].status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
-        time.sleep(0.1)
+             if "hivemind_core.nodepool" in " ".join(p.cmdline()) and p.status() != psutil.STATUS_ZOMBIE]
+    assert len(pools) == 1, pools
+    return pools[0]
+
+
+def timed_get(url: str, **kwargs: object) -> tuple[requests.Response, float]:
     started = time.monotonic()
-    r = requests.get(f"{base}/health", timeout=120)
-    assert r.status_code == 503
-    body = r.json()
-    assert body["status"] == "unhealthy" and any("node pool" in reason for reason in body["reasons"])
-    print(f"/health answered 503 {time.monotonic() - started:.1f} s after the pool was killed")
+    r = requests.get(url, timeout=60, **kwargs)
+    return r, time.monotonic() - started
+
+
+def test_health_and_nodes_answer_503_at_once_while_the_node_pool_hangs(base: str, tokens: dict[str, str]) -> None:
+    pool = server_pool(base)
+    pool.suspend()   # up but not answering: every call runs into its deadline
+    try:
+        r, took = timed_get(f"{base}/health")
+        assert r.status_code == 503 and took < 6, (r.status_code, took)
+        body = r.json()
+        assert body["status"] == "unhealthy"
+        assert body["reasons"][0].startswith("Node pool at 127.0.0.1:") and "not reachable" in body["reasons"][0]
+        r, took = timed_get(f"{base}/api/nodes", headers=hdr(tokens["vic"]))
+        assert r.status_code == 503 and took < 6, (r.status_code, took)
+        assert "not reachable" in r.json()["error"] and "restarts its embedded node pool" in r.json()["error"]
+    finally:
+        pool.resume()
+    wait_healthy(base, 30)
+
+
+def wait_healthy(base: str, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        r = requests.get(f"{base}/health", timeout=30)
+        if r.status_code == 200 and r.json()["workers"]["online"] + r.json()["workers"]["busy"] == 2:
+            return r.json()
+        assert time.monotonic() < deadline, r.text
+        time.sleep(0.2)
+
+
+def test_killed_node_pool_is_restarted_and_work_goes_on(base: str, tokens: dict[str, str], flights_csv: Path) -> None:
+    pool = server_pool(base)
+    pool.kill()   # kill -9
+    r, took = timed_get(f"{base}/health")   # down or already back: either way an answer at once
+    assert took < 6 and r.status_code in (200, 503), (r.status_code, took)
+    if r.status_code == 503:
+        assert "Node pool at" in r.json()["error"] and "restarts its embedded" in r.json()["error"], r.text
+    wait_healthy(base, 60)
+    assert server_pool(base).pid != pool.pid
+    r = submit(base, tokens["ann"], SPEC, flights_csv)
+    assert r.status_code == 201, r.text
+    done = wait_final(base, tokens["ann"], r.json()["task_id"], timeout=120)
+    assert done["status"] == "completed", done

@@ -13,12 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from hivemind_core import auth, db
 from hivemind_core.principal import Principal
 from hivemind_core.runtime import MasterRuntime, install_runtime, start_runtime
+from tests.app_login import logged_in
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -161,7 +163,11 @@ def test_first_run_asks_for_the_admin_then_login(monkeypatch: pytest.MonkeyPatch
     at.text_input[1].input("short")
     at.text_input[2].input("short")
     button(at, "Create the admin account").click().run()
-    assert "at least 8" in at.error[0].value and not auth.has_users()
+    assert "at least 10" in at.error[0].value and not auth.has_users()
+    at.text_input[1].input("the admin rules")
+    at.text_input[2].input("the admin rules")
+    button(at, "Create the admin account").click().run()
+    assert "must not contain the username" in at.error[0].value and not auth.has_users()
     at.text_input[0].input("Boss")
     at.text_input[1].input("good password 1")
     at.text_input[2].input("good password 1")
@@ -179,25 +185,64 @@ def test_logged_out_reaches_only_the_login_page(users: None) -> None:
             at.switch_page(f"pages/{key}.py")
 
 
-def test_failed_logins_are_counted_in_the_database_and_lock(users: None) -> None:
-    auth.create_user(ADMIN, "locky", PW, "analyst")
-    at = new_app().run()
-    for attempt in range(1, auth.MAX_FAILED_LOGINS + 1):
-        at.text_input[0].input("locky")
-        at.text_input[1].input("not the password")
-        button(at, "Login").click().run()
-        assert at.error[0].value == "Wrong username or password."
-        assert auth.get_user("locky").failed_logins == attempt
-    assert auth.get_user("locky").locked_until > time.time()
-    at.text_input[0].input("locky")
-    at.text_input[1].input(PW)  # right password, but locked
+def login_attempt(at: AppTest, username: str, password: str) -> str:
+    """Submit the login form; the message it shows."""
+    at.text_input[0].input(username)
+    at.text_input[1].input(password)
     button(at, "Login").click().run()
-    assert "locked" in at.error[0].value and not at.session_state["authentication_status"]
+    assert not at.exception, at.exception
+    return " ".join(e.value for e in at.error)
+
+
+def test_empty_login_form_says_what_is_missing(users: None) -> None:
+    at = new_app().run()
+    for username, password in (("", ""), ("ann", ""), ("", PW), ("   ", "   ")):
+        assert login_attempt(at, username, password) == "Enter your username and password."
+        assert not at.session_state["authentication_status"]
+    assert auth.get_user("ann").failed_logins == 0  # nothing was tried
+
+
+def test_failed_logins_lock_the_same_way_for_unknown_usernames(users: None) -> None:
+    auth.create_user(ADMIN, "locky", PW, "analyst")
+    answers = {}
+    for name in ("locky", "nobody-here"):
+        at = new_app().run()
+        answers[name] = [login_attempt(at, name, "not the password") for _ in range(auth.MAX_FAILED_LOGINS)]
+        answers[name].append(login_attempt(at, name, PW if name == "locky" else "not the password"))
+        assert not at.session_state["authentication_status"]
+    assert answers["locky"] == answers["nobody-here"]  # nothing tells which username exists
+    assert answers["locky"][:-1] == ["Wrong username or password."] * auth.MAX_FAILED_LOGINS
+    assert "locked from your address" in answers["locky"][-1]  # the right password, but locked
+    assert auth.get_user("locky").failed_logins == auth.MAX_FAILED_LOGINS
     auth.reset_password(ADMIN, "locky", "new password 2")
     stored_hash = auth.get_user("locky").password_hash
     assert login("locky", "new password 2").session_state["username"] == "locky"
-    user = auth.get_user("locky")  # the widget only verified: nothing re-hashed or rewritten
+    user = auth.get_user("locky")  # the login only verified: nothing re-hashed or rewritten
     assert user.password_hash == stored_hash and user.failed_logins == 0 and user.last_login_at
+
+
+def test_logout_and_changes_elsewhere_end_the_login(users: None, rt: MasterRuntime) -> None:
+    """A login is a server-side session: logging out ends it, and a password reset or role change
+    made elsewhere ends a running browser session at its next run."""
+    from pages._ui import SESSION_KEY
+
+    auth.create_user(ADMIN, "sessy", PW, "analyst")
+    at = login("sessy")
+    assert [t.value for t in at.title] == ["Dashboard"]
+    username, expires = at.session_state[SESSION_KEY]
+    assert username == "sessy" and auth.session_principal("sessy", expires) == Principal("sessy", "analyst")
+    button(at, "Log out").click().run()
+    assert [t.label for t in at.text_input] == ["Username", "Password"]
+    assert auth.session_principal("sessy", expires) is None  # the cookie of that login no longer counts
+
+    for password, change in ((PW, lambda: auth.reset_password(ADMIN, "sessy", "reset by admin 1")),
+                             ("reset by admin 1", lambda: auth.set_role(ADMIN, "sessy", "viewer"))):
+        at = login("sessy", password)
+        assert [t.value for t in at.title] == ["Dashboard"]
+        change()
+        at.run()
+        assert [t.label for t in at.text_input] == ["Username", "Password"]  # back on the login page
+        assert not at.session_state["authentication_status"]
 
 
 def test_disabled_user_cannot_log_in_and_is_logged_out(users: None, rt: MasterRuntime) -> None:
@@ -212,6 +257,15 @@ def test_disabled_user_cannot_log_in_and_is_logged_out(users: None, rt: MasterRu
     fresh.text_input[1].input(PW)
     button(fresh, "Login").click().run()
     assert fresh.error and not fresh.session_state["authentication_status"]
+
+
+def test_dashboard_without_tasks_says_so_instead_of_empty_charts(rt: MasterRuntime, users: None,
+                                                                  app_env: Path) -> None:
+    assert sql(app_env, "SELECT COUNT(*) FROM tasks")[0][0] == 0   # before the first task of this module
+    at = login(ADMIN.username)
+    assert [t.value for t in at.title] == ["Dashboard"]
+    assert not at.get("plotly_chart")   # an all-zero bar chart would show an empty −1 … 1 axis
+    assert {"No tasks yet.", "No jobs finished in the last 24 h yet."} <= {i.value for i in at.info}
 
 
 @pytest.mark.parametrize("who", [ADMIN, ANN, VIC], ids=lambda w: w.role)
@@ -287,6 +341,7 @@ def test_nodes_page_lists_the_worker_with_history(rt: MasterRuntime, users: None
     table = at.dataframe[0].value
     assert list(table["status"]) in (["online"], ["busy"]) and table["cores"].iloc[0] >= 1
     assert {m.label: m.value for m in at.metric}["Nodes"] == "1"
+    assert "1 worker on 1 host, " in texts(at)
     deadline = time.monotonic() + 30  # the worker's first heartbeats make the history
     while not at.get("plotly_chart") and time.monotonic() < deadline:
         time.sleep(1)
@@ -294,6 +349,8 @@ def test_nodes_page_lists_the_worker_with_history(rt: MasterRuntime, users: None
     assert at.get("plotly_chart"), texts(at)
     at.radio(key="nodes_window").set_value("last day").run()
     assert not at.exception and at.get("plotly_chart")
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert fig["layout"]["yaxis"]["range"] == [0, 100] and fig["layout"]["yaxis2"]["range"] == [0, 100]
 
 
 def test_analyst_sees_only_own_tasks_also_by_url(rt: MasterRuntime, tasks: dict[str, str]) -> None:
@@ -320,10 +377,15 @@ def test_admin_page_manages_users(rt: MasterRuntime, users: None) -> None:
     form_inputs["Username"].input("newbie")
     form_inputs["Initial password"].input("short")
     button(at, "Add user").click().run()
-    assert "at least 8" in " ".join(e.value for e in at.error) and auth.get_user("newbie") is None
+    assert "at least 10" in " ".join(e.value for e in at.error) and auth.get_user("newbie") is None
     form_inputs = {t.label: t for t in at.text_input}
     form_inputs["Username"].input("newbie")
     form_inputs["Initial password"].input("newbie password")
+    button(at, "Add user").click().run()
+    assert "must not contain the username" in " ".join(e.value for e in at.error)
+    form_inputs = {t.label: t for t in at.text_input}
+    form_inputs["Username"].input("newbie")
+    form_inputs["Initial password"].input("first day here 1")
     at.selectbox[0].set_value("viewer")
     button(at, "Add user").click().run()
     assert auth.get_user("newbie").role == "viewer"
@@ -348,9 +410,17 @@ def test_account_page_tokens_and_password(rt: MasterRuntime, users: None) -> Non
     assert auth.principal_for_token(token) == Principal("tokenuser", "analyst")
     button(at, "I have copied it").click().run()
     assert not at.code  # shown once
+    button(at, "Revoke").click().run()  # asks first
+    assert any("Revoke the token 'ci script'?" in w.value for w in at.warning)
+    button(at, "Cancel").click().run()
+    assert not any("Revoke the token" in w.value for w in at.warning)
+    assert auth.principal_for_token(token) == Principal("tokenuser", "analyst")
     button(at, "Revoke").click().run()
+    assert auth.principal_for_token(token) == Principal("tokenuser", "analyst")  # not yet
+    button(at, "Yes, revoke it").click().run()
     with pytest.raises(auth.AuthenticationError):
         auth.principal_for_token(token)
+    assert "Token 'ci script' revoked." in [s.value for s in at.success]
     inputs = {t.label: t for t in at.text_input}
     inputs["Current password"].input("wrong one here")
     inputs["New password"].input("fresh password 3")
@@ -361,8 +431,13 @@ def test_account_page_tokens_and_password(rt: MasterRuntime, users: None) -> Non
     inputs["Current password"].input(PW)
     inputs["New password"].input("fresh password 3")
     inputs["Repeat the new password"].input("fresh password 3")
+    other_login = login("tokenuser")  # the same user in another browser
     button(at, "Change password").click().run()
     assert auth.authenticate("tokenuser", "fresh password 3").username == "tokenuser"
+    at.run()
+    assert [t.value for t in at.title] == ["Account"]  # this session stays logged in ...
+    other_login.run()
+    assert [t.label for t in other_login.text_input] == ["Username", "Password"]  # ... the other one does not
 
 
 def test_upload_builds_a_group_by_and_opens_the_new_task(rt: MasterRuntime, users: None) -> None:
@@ -501,7 +576,47 @@ def test_page_scripts_check_access_themselves(key: str, users: None) -> None:
     assert not at.exception and [w.value for w in at.warning] == ["Please log in."]
     assert not at.title
     if key not in ROLE_TITLES["viewer"]:
-        at.session_state["authentication_status"] = True
-        at.session_state["username"] = VIC.username
-        at.run()
+        logged_in(at, VIC.username).run()
         assert [e.value for e in at.error] == ["You do not have access to this page."] and not at.title
+
+
+# ---- these two change the module's cluster: keep them last ----------------------------------------
+
+def test_pages_say_at_once_that_the_node_pool_does_not_answer(rt: MasterRuntime, users: None) -> None:
+    """A hung pool: every call runs into its deadline. The pages answer within seconds with what
+    is wrong, instead of spinning through the client's retries past their 5 s refresh."""
+    assert rt.cluster is not None and rt.cluster.pool_process is not None
+    at = login(VIC.username)
+    pool = psutil.Process(rt.cluster.pool_process.pid)
+    pool.suspend()
+    try:
+        started = time.monotonic()
+        open_page(at, "nodes")
+        took = time.monotonic() - started
+        assert took < 8, took
+        errors = [e.value for e in at.error]
+        assert len(errors) == 1 and errors[0].startswith(f"Node pool at {rt.cluster.address} is not reachable: ")
+        assert "restarts its embedded node pool by itself" in errors[0] and not at.dataframe
+        started = time.monotonic()
+        open_page(at, "dashboard")
+        assert time.monotonic() - started < 12
+        assert {m.label: m.value for m in at.metric}["Node pool"] == "UNREACHABLE"
+        assert any(e.value.startswith(f"Node pool at {rt.cluster.address} is not reachable") for e in at.error)
+    finally:
+        pool.resume()
+    deadline = time.monotonic() + 30
+    while not at.dataframe and time.monotonic() < deadline:
+        open_page(at, "nodes")
+    assert not at.error and at.dataframe
+
+
+def test_nodes_page_without_metrics_in_the_window_says_so(rt: MasterRuntime, users: None) -> None:
+    """A node that registered but never sent a heartbeat has no history: a message, not an empty chart."""
+    from hivemind_core.proto import nodepool_pb2 as pb
+
+    rt.client.call(rt.client.nodes_stub.Register, pb.RegisterRequest(name="zz-silent", cores=1, slots=1))
+    silent = next(n for n in rt.client.nodes() if n.name == "zz-silent")
+    at = open_page(login(VIC.username), "nodes")
+    at.selectbox(key="nodes_selected").set_value(silent.node_id).run()
+    assert not at.exception and not at.get("plotly_chart")
+    assert "No metrics in this window yet." in [i.value for i in at.info]

@@ -178,7 +178,7 @@ def test_embedded_cluster_stop_and_health(tmp_path: Path, monkeypatch: pytest.Mo
     report = check_health(client, get_engine(settings))
     assert not report.healthy and not report.node_pool_ok and report.database_ok
     assert report.reasons()[0].startswith(f"Node pool at {cluster.address} is not reachable: ")
-    assert "the embedded node pool is restarting" in report.reasons()[0]
+    assert "restarts its embedded node pool" in report.reasons()[0]
     client.close()
 
 

@@ -23,7 +23,7 @@ def pool_problem(exc: HiveMindError, settings: Settings | None = None) -> str:
     """What to tell a person about a failed node pool call: where, why, and what happens next.
 
     Unreachable: "Node pool at HOST:PORT is not reachable: REASON; " + for the embedded
-    pool that it is being restarted, for a configured one what to check. Other refusals
+    pool that the app restarts it, for a configured one what to check. Other refusals
     (e.g. a rejected token) are worded by the client already."""
     if not isinstance(exc, NodePoolUnavailable):
         return str(exc)
@@ -31,8 +31,8 @@ def pool_problem(exc: HiveMindError, settings: Settings | None = None) -> str:
     where = exc.address or settings.node_pool or "the embedded address"
     if settings.embedded:
         log_file = settings.data_dir / "nodepool" / "logs" / "nodepool.out"
-        hint = ("the embedded node pool is restarting and should be back within seconds "
-                f"(if it is not, its log is {log_file})")
+        hint = ("the app restarts its embedded node pool by itself when it stops, so this should clear "
+                f"within seconds; if it does not, see the pool's log {log_file}")
     else:
         hint = (f"check that the node pool is running there (python -m hivemind_core.nodepool --listen {where}), "
                 "that this machine can reach it (VPN up, no firewall in between) and that HIVEMIND_NODE_POOL "
