@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import closing
@@ -175,6 +177,14 @@ def test_first_run_asks_for_the_admin_then_login(monkeypatch: pytest.MonkeyPatch
     assert auth.get_user("boss").role == "admin"
     assert "log in" in at.success[0].value and [t.label for t in at.text_input] == ["Username", "Password"]
     db.reset_engines()
+
+
+def test_users_get_no_deploy_button_or_developer_menu() -> None:
+    """``client.toolbarMode = "viewer"`` in .streamlit/config.toml: Streamlit knows the option and reads it
+    from the project (the default "auto" shows the deploy button to anyone on localhost)."""
+    shown = subprocess.run([sys.executable, "-m", "streamlit", "config", "show"], cwd=ROOT, capture_output=True,
+                           text=True, timeout=60, check=True).stdout
+    assert re.search(r'^toolbarMode = "viewer"$', shown, re.MULTILINE), shown[-2000:]
 
 
 def test_logged_out_reaches_only_the_login_page(users: None) -> None:
