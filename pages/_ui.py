@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,9 +19,11 @@ import streamlit as st
 from hivemind_core import auth
 from hivemind_core.config import get_settings
 from hivemind_core.errors import HiveMindError, ValidationError
+from hivemind_core.jobs.names import one_line
 from hivemind_core.principal import Principal
 from hivemind_core.runtime import MasterRuntime, get_runtime
 from hivemind_core.secrets_store import cookie_key
+from hivemind_core.units import fmt_bytes  # noqa: F401 - the pages' size formatter (one for the UI, API and CLI)
 
 if TYPE_CHECKING:  # imported where used: importing it outside a page run logs warnings
     import streamlit_authenticator as stauth
@@ -264,6 +267,16 @@ def user_errors() -> Iterator[None]:
         st.error(str(exc))
 
 
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#!|<>~$:&])")
+
+
+def plain(value: object) -> str:
+    """``value`` as Markdown that shows exactly this text (for st.title, st.error, ... which all
+    render Markdown): control characters become spaces, Markdown's characters are escaped, so a
+    job name like ``**x**`` or ``[a](http://b)`` is shown as typed, never as bold or a link."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", one_line(str(value)))
+
+
 def local_time(when: dt.datetime) -> dt.datetime:
     """A naive UTC datetime (as the task tables store them) in local time."""
     return (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).astimezone()
@@ -294,12 +307,3 @@ def fmt_duration(start: dt.datetime | None, end: dt.datetime | None) -> str:
     minutes, sec = divmod(int(seconds), 60)
     return f"{minutes} min {sec} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
 
-
-def fmt_bytes(n: float | None) -> str:
-    if n is None:
-        return "—"
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"

@@ -7,11 +7,13 @@ from pathlib import Path
 import streamlit as st
 
 from hivemind_core.errors import HiveMindError, NotFoundError
+from hivemind_core.tasks.output import download_name
 from hivemind_core.tasks.states import ACTIVE, STATUSES
 from pages import _ui as ui
 
 PAGE_SIZE = 50
 LIVE_EVERY_S = 2
+TRACEBACK_HEAD = "Traceback (most recent call last):"
 
 who = ui.require_page("tasks")
 service = ui.runtime().tasks
@@ -52,7 +54,9 @@ def task_list() -> None:
             key="tasks_table",
             column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=100,
                                                                        format="%.0f%%"),
-                           "id": st.column_config.TextColumn("id", width="small")},
+                           "id": st.column_config.TextColumn("id", width="small"),
+                           "run time": st.column_config.TextColumn(
+                               "run time", help="Of the latest run: a retry starts the clock again.")},
         )
         selected = event.selection.rows if event is not None else []
         if selected:
@@ -81,18 +85,20 @@ def task_page(task_id: str) -> None:
         current = service.get(who, task_id)
         if active and current.status not in ACTIVE:
             st.rerun()  # finished while watched: redraw the whole page with its result
-        st.title(current.name or current.input_name or current.id)
+        st.title(ui.plain(current.name or current.input_name or current.id))
         cols = st.columns(4)
         cols[0].metric("Status", current.status)
         cols[1].metric("Subtasks done", f"{current.subtasks_done} / {current.subtasks_total}")
-        cols[2].metric("Run time", ui.fmt_duration(current.started_at, current.finished_at))
+        cols[2].metric("Run time", ui.fmt_duration(current.started_at, current.finished_at),
+                       help="Of the latest run: a retry starts the clock again." if current.round else None)
         cols[3].metric("Input", current.input_name or "none (reads no data)", help=ui.fmt_bytes(current.input_size))
         st.progress(min(1.0, current.progress / 100.0), text=f"{current.progress:.0f}% complete")
         st.caption(f"id {current.id} · owner {current.owner} · {current.type} · priority {current.priority} · "
                    f"created {ui.fmt_time(current.created_at)} · started {ui.fmt_time(current.started_at)} · "
-                   f"finished {ui.fmt_time(current.finished_at)}")
+                   f"finished {ui.fmt_time(current.finished_at)}"
+                   + (f" · retried {current.round} time(s); times are the latest run's" if current.round else ""))
         if current.error:
-            st.error(current.error)
+            error_message(current.error)
         subtasks = service.subtasks(who, task_id)
         with st.expander(f"Subtasks ({len(subtasks)})", expanded=current.status == "failed"):
             st.dataframe([{
@@ -113,6 +119,18 @@ def task_page(task_id: str) -> None:
         result(task)
 
 
+def error_message(error: str) -> None:
+    """A task's error: one line as the message (a traceback's last line), the whole text below as
+    it is (never read as Markdown: a user's traceback or exception text is shown as written)."""
+    lines = error.strip().splitlines()
+    summary = lines[0]
+    if len(lines) > 1 and summary.endswith(TRACEBACK_HEAD):
+        summary = summary[: -len(TRACEBACK_HEAD)] + lines[-1]
+    st.error(ui.plain(summary))
+    if len(lines) > 1:
+        st.code(error.strip(), language=None)
+
+
 def actions(task) -> None:  # noqa: ANN001 - a Task
     c = st.columns(4)
     if task.status in ACTIVE and c[0].button("Cancel", key="task_cancel"):
@@ -128,7 +146,7 @@ def actions(task) -> None:  # noqa: ANN001 - a Task
         if st.button("Delete for good", type="primary", key="task_delete"):
             with ui.user_errors():
                 service.delete(who, task.id)
-                ui.flash(f"Task {task.name or task.id} deleted.")
+                ui.flash(f"Task {ui.plain(task.name or task.id)} deleted.")
                 back()
                 st.rerun()
 
@@ -144,7 +162,8 @@ def result(task) -> None:  # noqa: ANN001 - a Task
     st.caption(f"{task.result_rows if task.result_rows is not None else '?'} rows · {task.result_format} · "
                f"{ui.fmt_bytes(path.stat().st_size)} · first {len(head)} rows below")
     st.dataframe(head, hide_index=True, width="stretch")
-    st.download_button(f"Download {path.name}", data=path.read_bytes(), file_name=path.name,
+    name = download_name(task)
+    st.download_button(f"Download {ui.plain(name)}", data=path.read_bytes(), file_name=name,
                        type="primary", key="task_download", icon=":material/download:", on_click="ignore")
 
 

@@ -10,32 +10,40 @@ from pathlib import Path
 import streamlit as st
 
 from hivemind_core.config import get_settings
-from hivemind_core.errors import HiveMindError
+from hivemind_core.errors import HiveMindError, ValidationError
+from hivemind_core.jobs.encodings import DecodeError
 from hivemind_core.jobs.inputs import takes_data
 from hivemind_core.jobs.job_types import MAX_FOLDS, MAX_TRIALS
+from hivemind_core.jobs.names import clean_name
 from hivemind_core.jobs.readers import detect_format, preview
 from hivemind_core.jobs.spec import FILTER_OPS, JOB_TYPES, MAX_SHARDS, OUTPUT_FORMATS, aggregations_for_type
 from hivemind_core.jobs.spec_builder import (
     DEFAULT_GRID,
     DEFAULT_TRIALS,
+    ENCODING_CHOICES,
+    OTHER_ENCODING,
     SCRIPT_TEMPLATE,
     SIMULATION_TEMPLATE,
+    TEXT_FORMATS,
     FilterRow,
     GridRow,
     SortRow,
     SpecForm,
     build_spec,
+    chosen_encoding,
     default_target,
     ml_template,
     output_columns,
 )
 from hivemind_core.tasks.staging import stage_upload
+from hivemind_core.units import fmt_mib
 from pages import _ui as ui
 
 STAGED_KEY = "upload_staged"   # {"file_id", "path", "name"} of the file staged for this session
 FILE_TYPES = ["csv", "tsv", "txt", "parquet", "pq", "jsonl", "ndjson", "json"]
 MAX_FILTERS, MAX_SORT_KEYS, MAX_GRID_PARAMETERS = 10, 5, 10
 MAX_SEED = 2**53 - 1   # the largest whole number a browser's number field holds exactly
+ENCODING_LABEL = "Text encoding"
 TYPE_HELP = {
     "data_processing": "filter, group and aggregate the rows, or run process(df) on them",
     "machine_learning": "score a parameter grid with k-fold cross-validation",
@@ -57,13 +65,40 @@ def drop_staged() -> None:
         Path(staged["path"]).unlink(missing_ok=True)
 
 
-def dataset() -> tuple[Path, str, dict[str, str]]:
-    """The uploader, the staged copy of the file and its preview; stops the page until a readable file is there."""
+def encoding_message(exc: DecodeError) -> str:
+    """A decode error, pointing at this page's encoding field (not at the spec's input.encoding)."""
+    tried = "UTF-8" if exc.encoding is None else exc.encoding
+    return (f"{exc.problem}. The file is not {tried} text: choose its encoding under **{ENCODING_LABEL}** "
+            "(files saved by Excel on Windows are often cp1252; latin-1 reads any bytes).")
+
+
+def encoding_field() -> str | None:
+    """The dataset's text encoding (CSV/TSV), for the preview and the spec; stops on an unknown name."""
+    c = st.columns(2)
+    label = c[0].selectbox(ENCODING_LABEL, list(ENCODING_CHOICES), key="input_encoding",
+                           help="The character encoding the file was saved in. UTF-8 (with or without BOM) "
+                                "unless chosen here.")
+    other = ""
+    if label == OTHER_ENCODING:
+        other = c[1].text_input("Encoding name", key="input_encoding_other", placeholder="e.g. iso-8859-15",
+                                help="Any text encoding Python knows: cp1250, iso-8859-2, shift_jis, utf-16-le ...")
+    try:
+        encoding = chosen_encoding(label, other)
+    except ValidationError as exc:
+        st.error(str(exc))
+        st.stop()
+    errors.slot("input.encoding")
+    return encoding
+
+
+def dataset() -> tuple[Path, str, dict[str, str], str | None]:
+    """The uploader, the staged copy of the file, its encoding and its preview; stops the page until
+    a readable file is there."""
     uploaded = st.file_uploader(
-        "Dataset: CSV, TSV, Parquet or JSON Lines", type=FILE_TYPES, key="upload_file",
+        "Dataset: CSV, TSV, Parquet, JSON Lines or a JSON array of objects", type=FILE_TYPES, key="upload_file",
         max_upload_size=settings.max_upload_mb,
     )
-    st.caption(f"Upload limit: **{settings.max_upload_mb} MB** per file.")
+    st.caption(f"Upload limit: **{fmt_mib(settings.max_upload_mb)}** per file.")
     if uploaded is None:
         drop_staged()
         st.stop()
@@ -76,7 +111,15 @@ def dataset() -> tuple[Path, str, dict[str, str]]:
     data_path = Path(staged["path"])
     try:
         fmt = detect_format(data_path, uploaded.name)
-        head, types = preview(data_path, fmt=fmt, n=20)
+    except HiveMindError as exc:
+        st.error(f"This file cannot be read: {exc}")
+        st.stop()
+    encoding = encoding_field() if fmt in TEXT_FORMATS else None
+    try:
+        head, types = preview(data_path, fmt=fmt, n=20, encoding=encoding)
+    except DecodeError as exc:
+        st.error(encoding_message(exc))
+        st.stop()
     except HiveMindError as exc:
         st.error(f"This file cannot be read: {exc}")
         st.stop()
@@ -85,7 +128,7 @@ def dataset() -> tuple[Path, str, dict[str, str]]:
     st.dataframe(head, hide_index=True, width="stretch")
     with st.expander("Column types", expanded=False):
         st.dataframe([{"column": c, "type": t} for c, t in types.items()], hide_index=True)
-    return data_path, uploaded.name, types
+    return data_path, uploaded.name, types, encoding
 
 
 def pipeline_fields(form: SpecForm, types: dict[str, str]) -> None:
@@ -198,11 +241,11 @@ def simulation_fields(form: SpecForm) -> None:
 job_type = st.selectbox("Task type", JOB_TYPES, key="job_type", format_func=lambda t: f"{t} — {TYPE_HELP[t]}")
 errors.slot("type")
 if takes_data(job_type):
-    data_path, input_name, types = dataset()
-    default_name = f"{input_name} job"
+    data_path, input_name, types, encoding = dataset()
+    default_name = clean_name(f"{input_name} job")
 else:
     drop_staged()
-    data_path, input_name, types = None, "", {}
+    data_path, input_name, types, encoding = None, "", {}, None
     default_name = "Monte Carlo simulation"
 
 st.subheader("Job")
@@ -215,7 +258,7 @@ if job_type == "data_processing":
     mode_label = top[1].radio("Describe the job with", ["a pipeline", "a Python script"], key="job_mode")
     mode = "script" if mode_label == "a Python script" else "pipeline"
 
-form = SpecForm(name=name, type=job_type, mode=mode)
+form = SpecForm(name=name, type=job_type, mode=mode, encoding=encoding)
 if job_type == "machine_learning":
     grid_search_fields(form, types)
 elif job_type == "simulation":
@@ -249,7 +292,10 @@ with st.expander("Job spec (JSON) — the same document the REST API and the CLI
 if st.button("Submit job", type="primary", key="submit_job"):
     try:
         task = ui.runtime().tasks.submit(who, build_spec(form, types), data_path, input_name)
+    except DecodeError as exc:   # found past the preview's sample
+        errors.show(ValidationError(encoding_message(exc), field="input.encoding"))
     except HiveMindError as exc:
         errors.show(exc)
     else:
+        drop_staged()   # the task has its shards in the node pool; retries use those, not this file
         st.switch_page(ui.PAGES_DIR / "tasks.py", query_params={"task": str(task.id)})

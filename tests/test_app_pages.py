@@ -20,6 +20,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from hivemind_core import auth, db
+from hivemind_core.jobs.spec_builder import OTHER_ENCODING
 from hivemind_core.principal import Principal
 from hivemind_core.runtime import MasterRuntime, install_runtime, start_runtime
 
@@ -390,7 +391,7 @@ def test_account_page_tokens_and_password(rt: MasterRuntime, users: None) -> Non
 
 def test_upload_builds_a_group_by_and_opens_the_new_task(rt: MasterRuntime, users: None) -> None:
     at = open_page(login(ANN.username), "upload")
-    assert "Upload limit: **1024 MB**" in texts(at) or "1024 MB" in texts(at)
+    assert "Upload limit: **1.0 GiB** per file." in texts(at)
     data = b"carrier,dist,late\nAA,10,1.5\nUA,20,\nAA,30,2.5\n"
     at.file_uploader[0].upload("mini.csv", data, "text/csv").run()
     assert not at.exception
@@ -570,3 +571,108 @@ def test_nodes_page_without_metrics_in_the_window_says_so(rt: MasterRuntime, use
     at.selectbox(key="nodes_selected").set_value(silent.node_id).run()
     assert not at.exception and not at.get("plotly_chart")
     assert "No metrics in this window yet." in [i.value for i in at.info]
+
+
+# ---- upload and task pages: fixes from the browser tester's report ------------------------------
+
+def staged_path(at: AppTest) -> Path:
+    return Path(at.session_state["upload_staged"]["path"])
+
+
+def test_latin1_csv_gets_an_encoding_choice_on_the_page(rt: MasterRuntime, users: None) -> None:
+    """A latin-1 CSV: the message points at the page's Text encoding field (the form has no
+    input.encoding); choosing latin-1 fixes the preview and goes into the spec; the staged
+    upload is removed once the task is submitted."""
+    data = "city,n\nZürich,1\nKöln,2\nZürich,3\n".encode("latin-1")
+    at = open_page(login(ANN.username), "upload")
+    at.file_uploader[0].upload("cities.csv", data, "text/csv").run()
+    assert not at.exception
+    message = " ".join(e.value for e in at.error)
+    assert "not valid UTF-8" in message and "**Text encoding**" in message and "input.encoding" not in message
+    assert at.selectbox(key="input_encoding").value == "UTF-8 (default)"
+    at.selectbox(key="input_encoding").set_value(OTHER_ENCODING).run()
+    at.text_input(key="input_encoding_other").input("no-such-codec").run()
+    assert any("unknown encoding 'no-such-codec'" in e.value for e in at.error)
+    at.selectbox(key="input_encoding").set_value("latin-1 (ISO-8859-1)").run()
+    assert not at.error and list(at.dataframe[0].value["city"]) == ["Zürich", "Köln", "Zürich"]
+    at.multiselect(key="group_by").set_value(["city"]).run()
+    at.multiselect(key="agg_columns").set_value(["n"]).run()
+    at.multiselect(key="agg_n").set_value(["sum"]).run()
+    assert '"encoding": "iso8859-1"' in at.code[0].value or '"encoding": "latin-1"' in at.code[0].value
+    staged = staged_path(at)
+    assert staged.is_file()
+    task_id = submit_and_open_task(at, rt, ANN)
+    assert not staged.exists()   # the task's shards are blobs in the pool; the upload is not kept
+    result = pd.read_csv(rt.tasks.result_path(ANN, task_id)).sort_values("city").reset_index(drop=True)
+    assert result.equals(pd.DataFrame({"city": ["Köln", "Zürich"], "n_sum": [2, 4]}))
+    assert "retried" not in texts(at)
+
+
+def test_json_array_upload_previews_and_runs(rt: MasterRuntime, users: None) -> None:
+    records = [{"k": "a", "v": 1}, {"k": "b", "v": 2}, {"k": "a", "v": 5}]
+    at = open_page(login(ANN.username), "upload")
+    for name in ("records.json", "records.jsonl"):   # an array is read as one whatever the extension
+        at.file_uploader[0].upload(name, json.dumps(records, indent=1).encode(), "application/json").run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        assert list(at.dataframe[0].value["v"]) == [1, 2, 5]
+    assert "input_encoding" not in [s.key for s in at.selectbox]   # JSON is UTF-8: no encoding choice
+    at.multiselect(key="group_by").set_value(["k"]).run()
+    at.multiselect(key="agg_columns").set_value(["v"]).run()
+    at.multiselect(key="agg_v").set_value(["sum"]).run()
+    task_id = submit_and_open_task(at, rt, ANN)
+    result = pd.read_csv(rt.tasks.result_path(ANN, task_id)).sort_values("k").reset_index(drop=True)
+    assert result.equals(pd.DataFrame({"k": ["a", "b"], "v_sum": [6, 2]}))
+
+
+def test_upload_limit_and_sizes_use_binary_units(rt: MasterRuntime, users: None) -> None:
+    at = open_page(login(ANN.username), "upload")
+    assert "Upload limit: **1.0 GiB** per file." in texts(at)
+    at.file_uploader[0].upload("mini.csv", b"a,b\n" + b"1,2\n" * 1000, "text/csv").run()
+    assert "3.9 KiB" in texts(at)   # 4004 bytes
+
+
+def test_job_names_are_checked_and_shown_as_text(rt: MasterRuntime, users: None) -> None:
+    at = open_page(login(ANN.username), "upload")
+    at.file_uploader[0].upload("mini.csv", b"k,v\na,1\nb,2\n", "text/csv").run()
+    at.multiselect(key="keep_columns").set_value(["k"]).run()
+    at.text_input(key="job_name").input("x" * 5000).run()
+    button(at, "Submit job").click().run()
+    assert any(e.value == "name: is 5000 characters long; use at most 200" for e in at.error)
+    name = "**bold** [link](http://example.com) :red[red] $x$ <b>b</b>"
+    at.text_input(key="job_name").input(name).run()
+    task_id = submit_and_open_task(at, rt, ANN)
+    assert rt.tasks.get(ANN, task_id).name == name
+    title = at.title[0].value
+    assert title == r"\*\*bold\*\* \[link\]\(http\://example.com\) \:red\[red\] \$x\$ \<b\>b\</b\>", title
+    download = at.get("download_button")[0]
+    # the file name: __bold__ [link](http___example.com) _red[red] $x$ _b_b__b_.csv, escaped in the label
+    assert download.proto.label == (r"Download \_\_bold\_\_ \[link\]\(http\_\_\_example.com\) \_red\[red\] "
+                                    r"\$x\$ \_b\_b\_\_b\_.csv")
+
+
+def test_script_error_on_the_task_page_shows_only_the_users_frames(rt: MasterRuntime, users: None,
+                                                                   tmp_path: Path) -> None:
+    """A real script job on the embedded cluster whose process(df) raises inside pandas' apply:
+    the task page shows the user's traceback, not a frame of the worker, the operation or pandas."""
+    csv = tmp_path / "d.csv"
+    pd.DataFrame({"k": ["a", "b"], "v": [1, 0]}).to_csv(csv, index=False)
+    script = ("def ratio(row):\n"
+              "    return 1 // row['v']\n"
+              "\n"
+              "def process(df):\n"
+              "    df['r'] = df.apply(ratio, axis=1)\n"
+              "    return df\n")
+    task = rt.tasks.submit(ANN, {"name": "divide", "script": script, "max_attempts": 1,
+                                 "split": {"strategy": "unsplit"}}, csv, "d.csv")
+    deadline = time.monotonic() + 120
+    while rt.tasks.get(ANN, task.id).status != "failed":
+        assert time.monotonic() < deadline, rt.tasks.get(ANN, task.id)
+        time.sleep(0.3)
+    at = open_page(login(ANN.username), "tasks", task=task.id)
+    assert [e.value for e in at.error] == [r"shard 0 failed after 1 attempt\(s\)\: ZeroDivisionError\: integer "
+                                           "division or modulo by zero"]
+    shown = "\n".join([c.value for c in at.code] + [e.value for e in at.error] + [texts(at)])
+    assert 'File "<script>", line 5, in process' in shown and 'File "<script>", line 2, in ratio' in shown
+    internal = ("sandbox_child", "operations.py", "script.py", "hivemind_core", "site-packages", "ScriptError",
+                "pandas")
+    assert not [ln for ln in shown.splitlines() if any(word in ln for word in internal)], shown

@@ -124,7 +124,7 @@ def test_first_run_upload_group_by_download(base: str, browser, flights_csv: Pat
         # a new page load keeps the login (signed cookie) and opens the upload page by URL
         page.goto(f"{base}/upload")
         heading(page, "Upload a dataset").wait_for(timeout=WAIT_MS)
-        page.get_by_text("Upload limit: 1024 MB").wait_for(timeout=WAIT_MS)
+        page.get_by_text("Upload limit: 1.0 GiB").wait_for(timeout=WAIT_MS)
         page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(flights_csv))
         heading(page, "Preview").wait_for(timeout=WAIT_MS)
         app_ready(page)

@@ -24,6 +24,7 @@ from hivemind_core.errors import PermissionDeniedError, ValidationError
 from hivemind_core.jobs.inputs import takes_data
 from hivemind_core.jobs.spec import JobSpec, parse_spec
 from hivemind_core.principal import Principal
+from hivemind_core.tasks.output import download_name
 from hivemind_core.tasks.staging import stage_upload
 
 MAX_PAGE = 500
@@ -142,5 +143,6 @@ async def delete_task(request: Request) -> Response:
 async def task_result(request: Request) -> Response:
     who = await _task_user(request)
     path: Path = await blocking(runtime().tasks.result_path, who, request.path_params["task_id"])
+    task = await blocking(runtime().tasks.get, who, request.path_params["task_id"])
     media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    return FileResponse(path, media_type=media_type, filename=path.name)
+    return FileResponse(path, media_type=media_type, filename=download_name(task))

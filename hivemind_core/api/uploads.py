@@ -10,13 +10,14 @@ from starlette.types import Message, Receive
 
 from hivemind_core.api.common import PayloadTooLargeError
 from hivemind_core.errors import ValidationError
+from hivemind_core.units import fmt_mib
 
 MULTIPART_OVERHEAD = 64 * 1024  # headers and the spec part on top of the data file
 
 
 def _too_large(limit_mb: int) -> PayloadTooLargeError:
     return PayloadTooLargeError(
-        f"The upload is larger than the limit of {limit_mb} MB (HIVEMIND_MAX_UPLOAD_MB); "
+        f"The upload is larger than the limit of {fmt_mib(limit_mb)} (HIVEMIND_MAX_UPLOAD_MB={limit_mb}); "
         "split the data or ask an administrator to raise the limit."
     )
 
@@ -35,7 +36,7 @@ class _CountingReceive:
 
 
 async def read_form(request: Request, limit_mb: int) -> FormData:
-    """Parse a multipart form, refusing bodies over ``limit_mb`` MB (+ a little for the other parts)."""
+    """Parse a multipart form, refusing bodies over ``limit_mb`` MiB (+ a little for the other parts)."""
     limit = limit_mb * 1024 * 1024 + MULTIPART_OVERHEAD
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:

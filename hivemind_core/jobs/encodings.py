@@ -29,6 +29,15 @@ def text_encoding(name: str) -> str:
     return info.name
 
 
+class DecodeError(ValidationError):
+    """The file does not decode with the encoding it is read with. ``problem`` says where and why
+    (without the advice to set input.encoding), for a form that names its own encoding field."""
+
+    def __init__(self, problem: str, encoding: str | None) -> None:
+        super().__init__(f"{problem}; {_advice(encoding)}", field="input.encoding")
+        self.problem, self.encoding = problem, encoding
+
+
 def _advice(encoding: str | None) -> str:
     if encoding is None:
         return "if it uses another encoding, set input.encoding, e.g. \"latin-1\" or \"cp1252\""
@@ -39,7 +48,7 @@ def _what(encoding: str | None) -> str:
     return "the file is not valid UTF-8 text" if encoding is None else f"the file cannot be decoded as {encoding}"
 
 
-def decode_error(path: Path, encoding: str | None, cause: BaseException | None = None) -> ValidationError:
+def decode_error(path: Path, encoding: str | None, cause: BaseException | None = None) -> DecodeError:
     """A one-line error saying where ``path`` first fails to decode as ``encoding``
     (None: UTF-8 with an optional BOM): byte offset, line and the codec's reason."""
     codec = encoding or "utf-8-sig"
@@ -57,14 +66,13 @@ def decode_error(path: Path, encoding: str | None, cause: BaseException | None =
                     at = offset - pending + exc.start
                     byte = f" (byte 0x{data[exc.start]:02x})" if exc.start < len(data) else ""
                     line = newlines + good.count("\n") + 1
-                    return ValidationError(f"input: {_what(encoding)}: {exc.reason} at byte offset {at}{byte}, "
-                                           f"line {line}; {_advice(encoding)}", field="input.encoding")
+                    return DecodeError(f"input: {_what(encoding)}: {exc.reason} at byte offset {at}{byte}, "
+                                       f"line {line}", encoding)
                 offset += len(chunk)
             decoder.decode(b"", final=True)
     except UnicodeDecodeError as exc:
-        return ValidationError(f"input: {_what(encoding)}: {exc.reason} at the end of the file; {_advice(encoding)}",
-                               field="input.encoding")
+        return DecodeError(f"input: {_what(encoding)}: {exc.reason} at the end of the file", encoding)
     except UnicodeError as exc:
-        return ValidationError(f"input: {_what(encoding)}: {exc}; {_advice(encoding)}", field="input.encoding")
+        return DecodeError(f"input: {_what(encoding)}: {exc}", encoding)
     reason = f": {cause}" if cause is not None else ""
-    return ValidationError(f"input: {_what(encoding)}{reason}; {_advice(encoding)}", field="input.encoding")
+    return DecodeError(f"input: {_what(encoding)}{reason}", encoding)

@@ -154,7 +154,7 @@ def detect_format(path: Path | str, name: str | None = None) -> str:
         return "parquet"
     ext = Path(name or path.name).suffix.lower()
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-    if ext == ".json":   # either kind is called .json
+    if ext in (".json", ".jsonl", ".ndjson"):   # either kind is called .json; JSON Lines never starts with [
         return "json" if stripped.startswith(b"[") else "jsonl"
     if ext in _EXTENSIONS:
         return _EXTENSIONS[ext]

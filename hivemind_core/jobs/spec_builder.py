@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from hivemind_core.errors import ValidationError
+from hivemind_core.jobs.encodings import text_encoding
 
 NO_VALUE_OPS = ("is_null", "not_null")
 LIST_OPS = ("in", "not_in")
@@ -29,6 +30,16 @@ def process(df: pd.DataFrame) -> pd.DataFrame:
     return df
 '''
 NUMERIC_TYPES = ("int", "float", "bool")
+# The text encodings a form offers for CSV/TSV (label -> input.encoding; None: UTF-8, with or without BOM).
+OTHER_ENCODING = "other…"
+ENCODING_CHOICES: dict[str, str | None] = {
+    "UTF-8 (default)": None,
+    "latin-1 (ISO-8859-1)": "latin-1",
+    "cp1252 (Windows, Western Europe)": "cp1252",
+    "UTF-16": "utf-16",
+    OTHER_ENCODING: None,
+}
+TEXT_FORMATS = ("csv", "tsv")   # the input formats that take an encoding (JSON is always UTF-8)
 DEFAULT_GRID = (("alpha", "0.1, 1, 10"),)   # the parameter the ML templates use
 DEFAULT_TRIALS = 100_000
 SIMULATION_TEMPLATE = '''import numpy as np
@@ -89,6 +100,8 @@ class SpecForm:
     metric: str = ""                                           # empty: the first one fit_score returns
     # simulation
     trials: int = DEFAULT_TRIALS
+    # the dataset's text encoding (CSV/TSV); None: UTF-8
+    encoding: str | None = None
 
 
 def _scalar(text: str, type_name: str, path: str) -> Any:
@@ -276,6 +289,17 @@ def output_columns(form: SpecForm, input_columns: Sequence[str]) -> list[str]:
     return list(form.columns) if form.columns else list(input_columns)
 
 
+def chosen_encoding(label: str, other: str = "") -> str | None:
+    """The encoding a form's choice means (``other``: the name typed for OTHER_ENCODING);
+    ValidationError (field input.encoding) for a name that is no text encoding."""
+    if label == OTHER_ENCODING:
+        if not other.strip():
+            raise ValidationError("input.encoding: type the encoding's name, e.g. iso-8859-15, cp1250 or shift_jis",
+                                  field="input.encoding")
+        return text_encoding(other.strip())
+    return ENCODING_CHOICES.get(label)
+
+
 def build_spec(form: SpecForm, types: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The job spec for ``form`` over a dataset whose columns have ``types`` (None: no dataset, a simulation)."""
     types = types or {}
@@ -288,6 +312,8 @@ def build_spec(form: SpecForm, types: Mapping[str, str] | None = None) -> dict[s
     }
     if form.shards:
         spec["split"] = {"shards": form.shards}
+    if form.encoding and form.type != "simulation":
+        spec["input"] = {"encoding": form.encoding}
     if form.type == "machine_learning":
         return spec | _grid_search_fields(form, types)
     if form.type == "simulation":

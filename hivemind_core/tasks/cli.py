@@ -46,6 +46,7 @@ from hivemind_core.tasks import states
 from hivemind_core.tasks.models import Task
 from hivemind_core.tasks.output import save_result
 from hivemind_core.tasks.service import TaskService
+from hivemind_core.units import fmt_bytes
 
 POLL_S = 0.3
 NO_DATA = "-"   # DATA for a job that reads none (a simulation)
@@ -230,7 +231,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if task.input_rows is None:
         print("input     none (a simulation reads no data)")
     else:
-        print(f"input     {printable(task.input_name)}  ({task.input_rows} rows, {task.input_size} bytes)")
+        print(f"input     {printable(task.input_name)}  ({task.input_rows} rows, {fmt_bytes(task.input_size)})")
     print(f"created   {_when(task.created_at)}   started {_when(task.started_at)}   "
           f"finished {_when(task.finished_at)}")
     if task.result_path:

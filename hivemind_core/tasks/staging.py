@@ -1,6 +1,12 @@
 """Uploaded files on their way to a task: copied into ``<data dir>/uploads/.incoming``
-(same file system as the data dir, never /tmp-sized memory), handed to
-``TaskService.submit`` (which keeps its own copy), then removed."""
+(same file system as the data dir, never /tmp-sized memory) and handed to
+``TaskService.submit``, which splits the file into shards and stores each shard as a
+blob in the node pool. The task never reads the uploaded file again — a retry reruns
+shards from those blobs — so whoever staged it removes it once the submit is done: the
+REST API after every submit, the upload page after a successful one (after a refused
+one the form keeps it, to submit again with corrected fields). A file left behind (a
+browser closed mid-form) is removed once it is older than ``STALE_AFTER_S`` (24 h),
+when the app starts and whenever another upload is staged."""
 
 from __future__ import annotations
 
@@ -24,9 +30,11 @@ def staging_dir(settings: Settings) -> Path:
 
 
 def stage_upload(source: BinaryIO, filename: str, settings: Settings) -> Path:
-    """Copy ``source`` (from its start) into the staging dir; the name keeps the file's extension."""
+    """Copy ``source`` (from its start) into the staging dir; the name keeps the file's extension.
+    Abandoned staged files are cleaned up first (see :func:`remove_stale`)."""
     directory = staging_dir(settings)
     directory.mkdir(parents=True, exist_ok=True)
+    remove_stale(settings)
     safe = _SAFE.sub("_", Path(filename or "upload").name)[-80:] or "upload"
     fd, name = tempfile.mkstemp(dir=directory, prefix="up-", suffix=f"-{safe}")
     try:
