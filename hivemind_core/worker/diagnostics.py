@@ -39,10 +39,13 @@ def allocate(ctx: OperationContext) -> bytes:
 @register("sandbox_info")
 def sandbox_info(ctx: OperationContext) -> bytes:
     """What the sandbox looks like from inside (environment names, cwd, scratch
-    dir, memory limit), for isolation tests. Reveals nothing the sandbox was not given."""
+    dir, memory limit, Landlock confinement), for isolation tests. Reveals nothing
+    the sandbox was not given."""
     import json
     import os
     import resource
+
+    from hivemind_core.worker import landlock
 
     return json.dumps({
         "env": sorted(os.environ),
@@ -51,4 +54,6 @@ def sandbox_info(ctx: OperationContext) -> bytes:
         "scratch_entries": sorted(os.listdir(ctx.scratch_dir)),
         "rlimit_as": resource.getrlimit(resource.RLIMIT_AS)[0],
         "pid": os.getpid(),
+        "confined": landlock.current().confined,
+        "confinement": landlock.current().describe(),
     }).encode()

@@ -7,24 +7,34 @@ many subtasks; it is replaced after a time-out, a memory overrun, a crash or a
 cancellation. Whatever happens, :meth:`Sandbox.run` returns a
 :class:`SandboxResult` with a plain message — it never raises for the
 operation's sake.
+
+The child confines itself with Landlock before it loads any user code: it can
+read the interpreter and libraries, the subtask's input (:attr:`Sandbox.input_dir`)
+and read/write only its scratch dir (:attr:`Sandbox.scratch`); no TCP. On a
+kernel without Landlock it runs unconfined and the worker logs a WARNING once.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pickle
 import select
 import shutil
+import stat
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import hivemind_core
-from hivemind_core.worker.sandbox_child import HEADER
+from hivemind_core.fileutil import private_dir
+from hivemind_core.worker.sandbox_child import HEADER, INLINE_LIMIT
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +45,19 @@ POLL_S = 0.25  # how often a long run checks for cancellation
 
 class SandboxCancelled(Exception):
     pass
+
+
+class BadReply(Exception):
+    """The child wrote something that is not a reply of ours (user code can write to the pipe)."""
+
+
+REPLY_STATUSES = ("ready", "ok", "error", "memory")
+MAX_META = 64 * 1024 * 1024     # a reply's JSON (a traceback can be long, but not this long)
+FRAME_TIMEOUT_S = 30.0          # once a reply has begun, the rest of it must come within this
+RESULT_NAME = "result.out"      # a file result, moved out of the child's reach (into the slot root)
+
+
+_warned_unconfined = False
 
 
 @dataclass
@@ -94,35 +117,69 @@ class Sandbox:
         self._proc: subprocess.Popen | None = None
         self._cancel = threading.Event()
         self._lock = threading.Lock()
+        self.confined: bool | None = None   # known once the child has started
+        self.confinement = ""               # what the child said about its confinement
 
     # ------------------------------------------------------------ child process
 
     def _start(self) -> subprocess.Popen:
-        self.root.mkdir(parents=True, exist_ok=True)
+        # both must exist before the child starts: its Landlock rules are bound to them
+        private_dir(self.root)
+        self.input_dir.mkdir(parents=True, exist_ok=True)
+        self.scratch.mkdir(parents=True, exist_ok=True)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "hivemind_core.worker.sandbox_child"],
+            [sys.executable, "-m", "hivemind_core.worker.sandbox_child", str(self.input_dir), str(self.scratch)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None,
             cwd=self.root, env=scrubbed_env(self.root), close_fds=True,
         )
-        reply = self._read(proc, START_TIMEOUT_S)
-        if not reply or reply[0] != "ready":
+        try:
+            reply = self._read(proc, START_TIMEOUT_S)
+        except BadReply:
+            reply = None
+        if not reply or reply["status"] != "ready":
             self._kill(proc)
             raise RuntimeError(f"sandbox {self.name} failed to start (exit code {proc.poll()})")
-        log.debug("sandbox %s started (pid %d)", self.name, proc.pid)
+        self.confined, self.confinement = reply.get("confined") is True, str(reply.get("confinement", ""))
+        log.debug("sandbox %s started (pid %d): %s", self.name, proc.pid, self.confinement)
+        if not self.confined:
+            _warn_unconfined(self.confinement)
         return proc
 
     @staticmethod
-    def _read(proc: subprocess.Popen, timeout: float | None) -> tuple | None:
-        """One reply frame, or None on EOF; TimeoutError when nothing came in ``timeout``."""
+    def _read(proc: subprocess.Popen, timeout: float | None) -> dict[str, Any] | None:
+        """One reply (its JSON fields, its bytes as ``data``), or None on EOF; TimeoutError when
+        nothing came in ``timeout``; :class:`BadReply` for anything but a well-formed reply.
+
+        Never unpickled: user code in the child can write to this pipe."""
         fd = proc.stdout.fileno()
         ready, _, _ = select.select([fd], [], [], timeout)
         if not ready:
             raise TimeoutError
-        header = _read_exact(fd, HEADER.size)
+        deadline = time.monotonic() + FRAME_TIMEOUT_S
+        header = _read_exact(fd, HEADER.size, deadline)
         if header is None:
             return None
-        payload = _read_exact(fd, HEADER.unpack(header)[0])
-        return None if payload is None else pickle.loads(payload)
+        size = HEADER.unpack(header)[0]
+        if size > MAX_META:
+            raise BadReply(f"reply header of {size} bytes")
+        meta = _read_exact(fd, size, deadline)
+        header = _read_exact(fd, HEADER.size, deadline)
+        if meta is None or header is None:
+            return None
+        size = HEADER.unpack(header)[0]
+        if size > INLINE_LIMIT:
+            raise BadReply(f"inline result of {size} bytes")
+        data = _read_exact(fd, size, deadline)
+        if data is None:
+            return None
+        try:
+            reply = json.loads(meta)
+        except ValueError as exc:
+            raise BadReply(f"reply is not JSON ({exc})") from None
+        if not isinstance(reply, dict) or reply.get("status") not in REPLY_STATUSES:
+            raise BadReply("reply without a known status")
+        reply["data"] = data
+        return reply
 
     @staticmethod
     def _kill(proc: subprocess.Popen) -> None:
@@ -153,6 +210,11 @@ class Sandbox:
         """The private scratch dir the running operation sees (emptied between subtasks)."""
         return self.root / "scratch"
 
+    @property
+    def input_dir(self) -> Path:
+        """Where a subtask's input goes for the child to read (the one place it may read it from)."""
+        return self.root / "input"
+
     def cancel(self) -> None:
         """Stop the subtask running now (from another thread)."""
         self._cancel.set()
@@ -161,42 +223,101 @@ class Sandbox:
         """Run ``job``; the caller calls :meth:`clean` once it has used a file result."""
         with self._lock:
             self._cancel.clear()
-            scratch = self.scratch
-            scratch.mkdir(parents=True, exist_ok=True)
+            self.scratch.mkdir(parents=True, exist_ok=True)
+            if self._proc is not None and select.select([self._proc.stdout.fileno()], [], [], 0)[0]:
+                # output between jobs: the child died, or something in it wrote to our pipe
+                self._recycle()
             if self._proc is None or self._proc.poll() is not None:
                 self._proc = self._start()
-            proc = self._proc
-            frame = pickle.dumps({
-                "subtask_id": job.subtask_id, "task_id": job.task_id, "operation": job.operation,
-                "params": job.params, "input_path": str(job.input_path) if job.input_path else "",
-                "scratch_dir": str(scratch), "memory_mb": job.memory_mb,
-            }, protocol=pickle.HIGHEST_PROTOCOL)
+            staged = self._stage_input(job.input_path)
             try:
-                proc.stdin.write(HEADER.pack(len(frame)) + frame)
-                proc.stdin.flush()
-                reply = self._wait(proc, job.timeout_s)
-            except TimeoutError:
-                self._recycle()
-                return SandboxResult("timeout", message=f"time limit of {job.timeout_s:g} s exceeded; "
-                                                         "raise timeout_s or process smaller shards")
-            except SandboxCancelled:
-                self._recycle()
-                return SandboxResult("cancelled", message="cancelled while running")
-            except (BrokenPipeError, OSError):
-                reply = None
-            if reply is None:
-                code = proc.wait()
-                self._recycle()
-                return SandboxResult("crashed", message=f"the sandbox process died while running the "
-                                                        f"operation (exit code {code})")
-            status = reply[0]
-            if status == "ok":
-                return SandboxResult("ok", data=reply[1], path=Path(reply[2]) if reply[2] else None)
-            if status == "memory":
-                self._recycle()
-            return SandboxResult(status, message=reply[1])
+                return self._run(job, staged or job.input_path)
+            finally:
+                if staged is not None:
+                    staged.unlink(missing_ok=True)
 
-    def _wait(self, proc: subprocess.Popen, timeout_s: float) -> tuple | None:
+    def _stage_input(self, path: Path | None) -> Path | None:
+        """An input outside :attr:`input_dir` is out of the child's reach: link (or copy) it
+        in for the run; the path to remove afterwards, None if nothing was staged."""
+        if path is None or Path(path).parent == self.input_dir:
+            return None
+        staged = self.input_dir / f".staged-{uuid.uuid4().hex}-{Path(path).name}"
+        try:
+            os.link(path, staged)
+        except OSError:  # another filesystem, or links not allowed
+            shutil.copyfile(path, staged)
+        return staged
+
+    def _run(self, job: SandboxJob, input_path: Path | None) -> SandboxResult:
+        """:meth:`run` with the input where the child may read it (called holding the lock)."""
+        scratch = self.scratch
+        proc = self._proc
+        frame = pickle.dumps({
+            "subtask_id": job.subtask_id, "task_id": job.task_id, "operation": job.operation,
+            "params": job.params, "input_path": str(input_path) if input_path else "",
+            "scratch_dir": str(scratch), "memory_mb": job.memory_mb,
+        }, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            proc.stdin.write(HEADER.pack(len(frame)) + frame)
+            proc.stdin.flush()
+            reply = self._wait(proc, job.timeout_s)
+        except TimeoutError:
+            self._recycle()
+            return SandboxResult("timeout", message=f"time limit of {job.timeout_s:g} s exceeded; "
+                                                     "raise timeout_s or process smaller shards")
+        except SandboxCancelled:
+            self._recycle()
+            return SandboxResult("cancelled", message="cancelled while running")
+        except (BrokenPipeError, OSError):
+            reply = None
+        except BadReply as exc:
+            log.warning("sandbox %s: %s; replacing the sandbox process", self.name, exc)
+            self._recycle()
+            return SandboxResult("crashed", message="the sandbox process sent a malformed reply (did the "
+                                                    "operation write to the worker's pipe?)")
+        if reply is None:
+            code = proc.wait()
+            self._recycle()
+            return SandboxResult("crashed", message=f"the sandbox process died while running the "
+                                                    f"operation (exit code {code})")
+        status = reply["status"]
+        if status == "ready" or reply.get("subtask_id") != job.subtask_id:
+            log.warning("sandbox %s: a reply that is not the running subtask's; replacing the sandbox "
+                        "process", self.name)
+            self._recycle()
+            return SandboxResult("crashed", message="the sandbox process sent a reply for another subtask")
+        if status == "ok":
+            path = reply.get("path")
+            if not path:
+                return SandboxResult("ok", data=reply["data"])
+            claimed = self._claim_result(path)
+            if claimed is None:  # user code forged a reply: its real one may still come
+                self._recycle()
+                return SandboxResult("error", message="the operation's result file must be a regular file "
+                                                      "directly in its scratch dir")
+            return SandboxResult("ok", path=claimed)
+        if status == "memory":
+            self._recycle()
+        return SandboxResult(status, message=str(reply.get("message", "")))
+
+    def _claim_result(self, path: object) -> Path | None:
+        """Move a file result out of the scratch dir (where the child could still swap it) into
+        the slot root (where it cannot); None unless it is a regular file directly in scratch.
+
+        Keeps a script from making the worker upload a file the script itself may not read."""
+        if not isinstance(path, str) or os.path.realpath(Path(path).parent) != os.path.realpath(self.scratch):
+            return None
+        claimed = self.root / RESULT_NAME
+        try:  # the child may not rename scratch itself, and a rename never follows a symlink
+            os.replace(self.scratch / Path(path).name, claimed)
+        except OSError:
+            return None
+        if not stat.S_ISREG(os.lstat(claimed).st_mode):
+            claimed.unlink(missing_ok=True)
+            return None
+        return claimed
+
+    def _wait(self, proc: subprocess.Popen, timeout_s: float) -> dict[str, Any] | None:
         deadline = time.monotonic() + timeout_s
         while True:
             if self._cancel.is_set():
@@ -210,7 +331,8 @@ class Sandbox:
                 continue
 
     def clean(self) -> None:
-        """Empty the scratch dir (cheap when the operation left nothing)."""
+        """Empty the scratch dir (cheap when the operation left nothing); drop a claimed result."""
+        (self.root / RESULT_NAME).unlink(missing_ok=True)
         try:
             leftovers = os.listdir(self.scratch)
         except FileNotFoundError:
@@ -243,10 +365,21 @@ class Sandbox:
                 pass
 
 
-def _read_exact(fd: int, n: int) -> bytes | None:
+def _warn_unconfined(confinement: str) -> None:
+    global _warned_unconfined
+    if not _warned_unconfined:
+        _warned_unconfined = True
+        log.warning("user code runs UNCONFINED on this worker (%s): scripts can read every file this "
+                    "worker's OS user can, e.g. a co-located master's or node pool's data dir", confinement)
+
+
+def _read_exact(fd: int, n: int, deadline: float) -> bytes | None:
     parts, left = [], n
     while left:
-        chunk = os.read(fd, left)
+        wait = deadline - time.monotonic()
+        if wait <= 0 or not select.select([fd], [], [], wait)[0]:
+            raise BadReply("the reply stopped half-way")
+        chunk = os.read(fd, min(left, 1024 * 1024))
         if not chunk:
             return None
         parts.append(chunk)
