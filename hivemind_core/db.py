@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
 from hivemind_core.config import Settings, get_settings
+from hivemind_core.fileutil import private_dir
 from hivemind_core.sqlite import make_engine
 
 # Each feature package adds the module that defines its tables here.
@@ -35,6 +36,7 @@ def get_engine(settings: Settings | None = None) -> Engine:
     with _lock:
         engine = _engines.get(url)
         if engine is None:
+            private_dir(settings.data_dir)  # master.db, uploads, results, secrets: the owner's only
             for module in MODEL_MODULES:
                 importlib.import_module(module)
             engine = make_engine(url)

@@ -1,4 +1,5 @@
-"""Atomic file writes: a temp file in the same directory, fsync, rename."""
+"""Atomic file writes (a temp file in the same directory, fsync, rename) and
+private directories."""
 
 from __future__ import annotations
 
@@ -31,6 +32,18 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str, mode: int = 0o
             pass
         raise
     return target
+
+
+def private_dir(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a directory only its owner may enter (0700): created so, or tightened
+    if it exists with group/other access and belongs to this user. For data dirs:
+    databases, blobs, uploads and results must not be readable by other local users."""
+    folder = Path(path)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = folder.stat()
+    if st.st_mode & 0o077 and st.st_uid == os.getuid():
+        os.chmod(folder, 0o700)
+    return folder
 
 
 def check_output_path(path: str | os.PathLike[str], *, create_parents: bool = False) -> Path:

@@ -13,7 +13,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from hivemind_core.fileutil import atomic_write
+from hivemind_core.fileutil import atomic_write, private_dir
 from hivemind_core.nodepool.auth import AuthInterceptor, Authenticator, cluster_token_for
 from hivemind_core.nodepool.blobs import BlobStore
 from hivemind_core.nodepool.config import PoolConfig
@@ -39,8 +39,7 @@ class NodePoolServer:
 
     def __init__(self, data_dir: Path, listen: str, config: PoolConfig | None = None,
                  cluster_token: str | None = None, max_workers: int = 32) -> None:
-        self.data_dir = Path(data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = private_dir(data_dir)   # queue db, blobs, cluster token, workers' scratch
         self.listen = listen
         self.config = config or PoolConfig()
         self.token = cluster_token or cluster_token_for(self.data_dir)
