@@ -184,6 +184,8 @@ def test_submit_poll_download_equals_pandas(base: str, tokens: dict[str, str], f
     assert all(s["status"] == "completed" and s["node_name"] for s in done["subtasks"])
     r = requests.get(f"{base}/api/tasks/{task_id}/result", headers=hdr(tokens["ann"]), timeout=60)
     assert r.status_code == 200
+    # named after the job, not the task id (RFC 6266 encoding of the space)
+    assert r.headers["content-disposition"] == "attachment; filename*=utf-8''delays%20by%20carrier.csv"
     got = pd.read_csv(io.BytesIO(r.content))
     pd.testing.assert_frame_equal(got, expected_result(flights_csv), check_dtype=False, rtol=1e-9)
 
@@ -227,7 +229,7 @@ def test_upload_over_the_limit_is_413(base: str, tokens: dict[str, str], tmp_pat
     ann = tokens["ann"]
     before = requests.get(f"{base}/api/tasks", headers=hdr(ann), timeout=30).json()["total"]
     r = submit(base, ann, SPEC, big)
-    assert r.status_code == 413 and str(UPLOAD_LIMIT_MB) in r.json()["error"]
+    assert r.status_code == 413 and f"limit of {UPLOAD_LIMIT_MB}.0 MiB" in r.json()["error"]
 
     def chunked() -> Iterator[bytes]:  # no Content-Length: the limit is enforced while reading
         yield b"--b\r\nContent-Disposition: form-data; name=\"data\"; filename=\"big.csv\"\r\n\r\n"

@@ -314,3 +314,22 @@ def test_result_of_an_unfinished_task_says_why_there_is_none(status, error, word
     with pytest.raises(NotFoundError) as err:
         _offline_service().result_path(ALICE, "t" + status)
     assert words in str(err.value)
+
+
+def test_abandoned_staged_uploads_go_after_a_day_also_while_the_app_runs(tmp_path):
+    """A staged upload nobody submitted (browser closed mid-form) is removed once it is a day
+    old: at app start and whenever another upload is staged. A younger one is kept."""
+    import io
+    import os
+
+    from hivemind_core.tasks.staging import STALE_AFTER_S, remove_stale, stage_upload, staging_dir
+
+    settings = get_settings()
+    old = stage_upload(io.BytesIO(b"a,b\n1,2\n"), "old.csv", settings)
+    young = stage_upload(io.BytesIO(b"a,b\n1,2\n"), "young.csv", settings)
+    day_ago = time.time() - STALE_AFTER_S - 60
+    os.utime(old, (day_ago, day_ago))
+    new = stage_upload(io.BytesIO(b"x\n1\n"), "new.csv", settings)
+    assert not old.exists() and young.is_file() and new.read_bytes() == b"x\n1\n"
+    assert new.parent == staging_dir(settings) and new.name.endswith("-new.csv")
+    assert remove_stale(settings) == 0 and young.is_file()
