@@ -40,7 +40,7 @@ else:
         if who is not None:
             with st.sidebar:
                 st.caption(f"Logged in as **{who.username}** ({who.role})")
-                authenticator.logout("Log out", location="sidebar", key="logout_button")
+                ui.logout_button(authenticator)
             who = ui.current_principal()  # None right after "Log out"
         if who is None:
             st.navigation([st.Page(ui.PAGES_DIR / "login.py", title="Log in", url_path="login")],

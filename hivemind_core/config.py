@@ -19,6 +19,7 @@ as aliases (the HiveMind name wins when both are set).
 from __future__ import annotations
 
 import os
+import sys
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ STREAMLIT_CONFIG = PROJECT_ROOT / ".streamlit" / "config.toml"
 DEFAULT_DATA_DIR = "./.hivemind"
 DEFAULT_VPN_PORT = 51820
 FALLBACK_UPLOAD_MB = 200  # Streamlit's own default when config.toml says nothing
+FALLBACK_SERVER_PORT = 8501  # Streamlit's own default port
 
 
 def _get(env: Mapping[str, str], name: str, alias: str | None = None) -> str | None:
@@ -57,6 +59,26 @@ def streamlit_upload_limit_mb(config_path: Path = STREAMLIT_CONFIG) -> int:
     except (OSError, tomllib.TOMLDecodeError):
         return FALLBACK_UPLOAD_MB
     return int(data.get("server", {}).get("maxUploadSize", FALLBACK_UPLOAD_MB))
+
+
+def streamlit_server_port(config_path: Path = STREAMLIT_CONFIG, env: Mapping[str, str] | None = None) -> int:
+    """The TCP port the web app runs on: inside the app, Streamlit's ``server.port`` (whatever
+    set it: ``--server.port``, ``STREAMLIT_SERVER_PORT``, a config file); elsewhere (the CLI)
+    ``STREAMLIT_SERVER_PORT``, else ``server.port`` in ``.streamlit/config.toml``, else 8501."""
+    if "streamlit" in sys.modules:  # never imported just for this (the CLI stays light)
+        from streamlit import config as st_config, runtime
+
+        if runtime.exists():
+            return int(st_config.get_option("server.port"))
+    env = os.environ if env is None else env
+    raw = _get(env, "STREAMLIT_SERVER_PORT")
+    if raw is not None:
+        return _int(raw, "STREAMLIT_SERVER_PORT", 1)
+    try:
+        data = tomllib.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return FALLBACK_SERVER_PORT
+    return int(data.get("server", {}).get("port", FALLBACK_SERVER_PORT))
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ pages call ``hivemind_core`` for that.
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import re
 from collections.abc import Iterator
@@ -87,26 +86,29 @@ def disable_pages_directory_discovery() -> None:
 
 # ---- login ---------------------------------------------------------------------------------------
 
-def build_authenticator() -> stauth.Authenticate:
-    """The login widget, created once per run from the users in the database.
+SESSION_KEY = "_hivemind_login_session"  # (username, cookie expiry): names this browser session's login
 
-    It verifies bcrypt hashes only (``auto_hash=False``) and has no config file
-    path, so it never rewrites credentials; its attempt counts come from and go
-    back to the database (see ``hivemind_core.auth.credentials``).
+
+def build_authenticator() -> stauth.Authenticate:
+    """streamlit-authenticator, created once per run from the users in the database.
+
+    It keeps the login cookie (restores a login from it, deletes it on logout);
+    passwords are checked by :func:`login_form` through ``auth.authenticate``
+    (login limits included). It gets bcrypt hashes only (``auto_hash=False``)
+    and no config file path, so it never rewrites credentials.
     """
     import streamlit_authenticator as stauth
 
-    credentials = auth.authenticator_credentials()
-    authenticator = stauth.Authenticate(
-        credentials,
+    authenticator_ = stauth.Authenticate(
+        auth.authenticator_credentials(),
         cookie_name=COOKIE_NAME,
         cookie_key=cookie_key(get_settings()),
         cookie_expiry_days=COOKIE_EXPIRY_DAYS,
         auto_hash=False,
-        login_sleep_time=0,  # attempts are limited by the lockout in the database instead
+        login_sleep_time=0,
     )
-    st.session_state[_AUTHENTICATOR_KEY] = authenticator
-    return authenticator
+    st.session_state[_AUTHENTICATOR_KEY] = authenticator_
+    return authenticator_
 
 
 def authenticator() -> stauth.Authenticate:
@@ -114,75 +116,103 @@ def authenticator() -> stauth.Authenticate:
     return st.session_state[_AUTHENTICATOR_KEY]
 
 
-def _widget_credentials(authenticator_: stauth.Authenticate) -> dict:
-    return authenticator_.authentication_controller.authentication_model.credentials
+def client_address() -> str:
+    """The browser's IP address as Streamlit sees it ("" on localhost, where Streamlit gives none,
+    or when there is no real client, as in AppTest)."""
+    address = st.context.ip_address
+    return address if isinstance(address, str) else ""
 
 
 def restore_login(authenticator_: stauth.Authenticate) -> Principal | None:
-    """Log in from the signed cookie if there is one; return who is logged in."""
+    """Log in from the signed cookie if its session still lives; return who is logged in."""
     from streamlit_authenticator import LoginError
 
+    if not st.session_state.get("authentication_status"):
+        token = authenticator_.cookie_controller.get_cookie()
+        if token:
+            session = (str(token.get("username") or ""), token.get("exp_date"))
+            if auth.session_principal(*session) is None:
+                _forget_login(authenticator_)  # logged out, password changed, account disabled, ...
+            else:
+                st.session_state[SESSION_KEY] = session
     try:
         authenticator_.login(location="unrendered")
     except LoginError:  # cookie of a user who no longer exists or was disabled
         _forget_login(authenticator_)
     who = current_principal()
     if who is None and st.session_state.get("authentication_status"):
-        _forget_login(authenticator_)  # logged in before, since disabled or deleted
+        _forget_login(authenticator_)  # its session ended since (elsewhere), or the account was disabled
     return who
 
 
 def _forget_login(authenticator_: stauth.Authenticate) -> None:
     for key in ("name", "username", "authentication_status", "email", "roles"):
         st.session_state[key] = None
-    st.session_state["logout"] = True  # the widget then ignores the (stale) cookie of this session
+    st.session_state.pop(SESSION_KEY, None)
+    st.session_state["logout"] = True  # the authenticator then ignores the (stale) cookie of this session
     try:
         authenticator_.cookie_controller.delete_cookie()
     except Exception:  # noqa: BLE001 - no cookie to delete is fine
         pass
 
 
+def _end_session(_details: dict | None = None) -> None:
+    session = st.session_state.pop(SESSION_KEY, None)
+    if session:
+        auth.end_login_session(*session)
+
+
+def logout_button(authenticator_: stauth.Authenticate) -> None:
+    """The sidebar's "Log out": ends this session server side, so its cookie stops working everywhere."""
+    authenticator_.logout("Log out", location="sidebar", key="logout_button", callback=_end_session)
+
+
 def login_form(authenticator_: stauth.Authenticate) -> Principal | None:
-    """Render the login form; on success return the new principal (else None).
-
-    Failed attempts are written to the database, a locked or disabled account
-    gets a message saying so.
-    """
-    from streamlit_authenticator import LoginError
-
-    before = copy.deepcopy(_widget_credentials(authenticator_))  # the counts this run's widget starts from
-    error: str | None = None
+    """Render the login form; on success store the session and its cookie and return the
+    new principal (else show why not and return None)."""
+    with st.form("login"):
+        st.subheader("Log in to HiveMind")
+        username = st.text_input("Username", autocomplete="username")
+        password = st.text_input("Password", type="password", autocomplete="current-password")
+        submitted = st.form_submit_button("Login")
+    if not submitted:
+        return None
+    if not username.strip() or not password.strip():
+        st.error("Enter your username and password.")
+        return None
+    client = client_address()
     try:
-        authenticator_.login(location="main", key="login", fields={"Form name": "Log in to HiveMind"},
-                             max_login_attempts=auth.MAX_FAILED_LOGINS)
-    except LoginError as exc:
-        error = str(exc)
-    auth.record_widget_failures(before, _widget_credentials(authenticator_))
-    username = st.session_state.get("username")
-    if st.session_state.get("authentication_status") and username:
-        st.session_state.pop(FLASH_KEY, None)
-        auth.record_successful_login(username)
-        return current_principal()
-    if error or st.session_state.get("authentication_status") is False:
-        st.error(_login_failure_message(error))
-    return None
+        who = auth.authenticate(username, password.strip(), client)
+    except auth.AuthenticationError as exc:
+        st.error(str(exc))
+        return None
+    # what the authenticator's own form does on success: the session state it reads, then the cookie
+    st.session_state.update(name=who.username, username=who.username, email="", roles=[who.role],
+                            authentication_status=True)
+    authenticator_.cookie_controller.set_cookie()
+    expires = authenticator_.cookie_controller.cookie_model.exp_date
+    auth.start_login_session(who.username, expires, client)
+    st.session_state[SESSION_KEY] = (who.username, expires)
+    st.session_state.pop(FLASH_KEY, None)
+    return who
 
 
-def _login_failure_message(widget_error: str | None) -> str:
-    if widget_error and "attempts" in widget_error:  # the widget saw a locked account's count
-        return (f"Too many failed logins: this account is locked for up to {auth.LOCKOUT_SECONDS // 60} "
-                "minutes. Try again later, or ask an administrator to reset the password.")
-    return widget_error or "Wrong username or password."
+def current_session() -> float | None:
+    """This browser session's login (its cookie's expiry), to keep it when the user changes
+    their own password or role; None when not logged in."""
+    session = st.session_state.get(SESSION_KEY)
+    return session[1] if session else None
 
 
 def current_principal() -> Principal | None:
-    """Who is logged in to this session (None: nobody, or their account was disabled)."""
+    """Who is logged in to this session, read afresh on every call (role included); None:
+    nobody, or the session has ended (logged out elsewhere, password changed, account disabled)."""
     if not st.session_state.get("authentication_status"):
         return None
-    user = auth.get_user(st.session_state.get("username") or "")
-    if user is None or user.disabled:
+    session = st.session_state.get(SESSION_KEY)
+    if not session or session[0] != st.session_state.get("username"):
         return None
-    return auth.principal_of(user)
+    return auth.session_principal(*session)
 
 
 def require_page(key: str) -> Principal:
@@ -306,4 +336,3 @@ def fmt_duration(start: dt.datetime | None, end: dt.datetime | None) -> str:
         return f"{seconds:.1f} s"
     minutes, sec = divmod(int(seconds), 60)
     return f"{minutes} min {sec} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
-

@@ -1,7 +1,5 @@
 """Users (admins only): add users, change roles, disable / enable, reset passwords."""
 
-import time
-
 import streamlit as st
 
 from hivemind_core import auth
@@ -14,18 +12,24 @@ st.title("Users")
 ui.show_flash()
 
 users = auth.list_users(who)
-now = time.time()
+locked = auth.locked_addresses(who)
 st.dataframe(
     [{
         "username": u.username,
         "role": u.role,
-        "state": "disabled" if u.disabled else ("locked" if u.locked_until > now else "active"),
+        "state": "disabled" if u.disabled else (
+            f"locked from {locked[u.username]} address(es)" if u.username in locked else "active"),
         "failed logins": u.failed_logins,
         "last login": ui.fmt_time(u.last_login_at),
         "created": ui.fmt_time(u.created_at),
     } for u in users],
     hide_index=True, width="stretch",
 )
+st.caption(f"After {auth.MAX_FAILED_LOGINS} failed logins in a row, a username is locked for "
+           f"{auth.LOCKOUT_SECONDS // 60} minutes from the address they came from (other addresses can "
+           "still log in); resetting the password lifts it. Changing a password or role, or disabling an "
+           "account, logs that user out everywhere. Disabling an account also disables its VPN peers; "
+           "enabling the account again does not re-enable them — enable the ones still wanted on the VPN page.")
 
 add_col, manage_col = st.columns(2)
 
@@ -36,8 +40,8 @@ with add_col, st.form("add_user", clear_on_submit=True):
     errors.slot("username")
     role = st.selectbox("Role", ROLES, index=ROLES.index("analyst"))
     errors.slot("role")
-    password = st.text_input("Initial password", type="password", help="At least 8 characters; "
-                             "the user can change it on their Account page.")
+    password = st.text_input("Initial password", type="password", help=auth.PASSWORD_HELP
+                             + " The user can change it on their Account page.")
     errors.slot("password")
     if st.form_submit_button("Add user", type="primary"):
         try:
@@ -57,7 +61,7 @@ with manage_col:
             new_role = st.selectbox("Role", ROLES, index=ROLES.index(user.role))
             if st.form_submit_button("Save role"):
                 with ui.user_errors():
-                    auth.set_role(who, user.username, new_role)
+                    auth.set_role(who, user.username, new_role, keep_session=ui.current_session())
                     ui.flash(f"{user.username} is now {new_role}.")
                     st.rerun()
         label = "Enable the account" if user.disabled else "Disable the account"
@@ -68,7 +72,7 @@ with manage_col:
                 st.rerun()
         with st.form("reset_password", clear_on_submit=True):
             reset_errors = ui.FieldErrors()
-            new_password = st.text_input("New password", type="password")
+            new_password = st.text_input("New password", type="password", help=auth.PASSWORD_HELP)
             reset_errors.slot("password")
             repeat = st.text_input("Repeat the new password", type="password")
             reset_errors.slot("repeat")
@@ -76,9 +80,10 @@ with manage_col:
                 try:
                     if new_password != repeat:
                         raise ValidationError("The two passwords differ.", field="repeat")
-                    auth.reset_password(who, user.username, new_password)
+                    auth.reset_password(who, user.username, new_password, keep_session=ui.current_session())
                 except HiveMindError as exc:
                     reset_errors.show(exc)
                 else:
-                    ui.flash(f"The password of {user.username} was reset (and any lockout lifted).")
+                    ui.flash(f"The password of {user.username} was reset (any lockout lifted, "
+                             "logged out everywhere).")
                     st.rerun()

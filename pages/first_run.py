@@ -14,7 +14,7 @@ with st.form("first_admin"):
     errors = ui.FieldErrors()
     username = st.text_input("Admin username", value="admin")
     errors.slot("username")
-    password = st.text_input("Password", type="password", help="At least 8 characters.")
+    password = st.text_input("Password", type="password", help=auth.PASSWORD_HELP)
     errors.slot("password")
     repeat = st.text_input("Repeat the password", type="password")
     errors.slot("repeat")

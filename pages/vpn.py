@@ -88,6 +88,8 @@ def _add_peer(who: Principal) -> None:
             return
         st.session_state[NEW_PEER_KEY] = {"name": new.peer.name, "config": new.config,
                                           "file_name": new.file_name, "complete": new.private_key_included}
+        for key in ("vpn_add_name", "vpn_add_pubkey"):  # the next peer starts from an empty form
+            st.session_state.pop(key, None)
         st.rerun()
 
 

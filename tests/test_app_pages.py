@@ -23,6 +23,7 @@ from hivemind_core import auth, db
 from hivemind_core.jobs.spec_builder import OTHER_ENCODING
 from hivemind_core.principal import Principal
 from hivemind_core.runtime import MasterRuntime, install_runtime, start_runtime
+from tests.app_login import logged_in
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -165,7 +166,11 @@ def test_first_run_asks_for_the_admin_then_login(monkeypatch: pytest.MonkeyPatch
     at.text_input[1].input("short")
     at.text_input[2].input("short")
     button(at, "Create the admin account").click().run()
-    assert "at least 8" in at.error[0].value and not auth.has_users()
+    assert "at least 10" in at.error[0].value and not auth.has_users()
+    at.text_input[1].input("the admin rules")
+    at.text_input[2].input("the admin rules")
+    button(at, "Create the admin account").click().run()
+    assert "must not contain the username" in at.error[0].value and not auth.has_users()
     at.text_input[0].input("Boss")
     at.text_input[1].input("good password 1")
     at.text_input[2].input("good password 1")
@@ -191,25 +196,64 @@ def test_logged_out_reaches_only_the_login_page(users: None) -> None:
             at.switch_page(f"pages/{key}.py")
 
 
-def test_failed_logins_are_counted_in_the_database_and_lock(users: None) -> None:
-    auth.create_user(ADMIN, "locky", PW, "analyst")
-    at = new_app().run()
-    for attempt in range(1, auth.MAX_FAILED_LOGINS + 1):
-        at.text_input[0].input("locky")
-        at.text_input[1].input("not the password")
-        button(at, "Login").click().run()
-        assert at.error[0].value == "Wrong username or password."
-        assert auth.get_user("locky").failed_logins == attempt
-    assert auth.get_user("locky").locked_until > time.time()
-    at.text_input[0].input("locky")
-    at.text_input[1].input(PW)  # right password, but locked
+def login_attempt(at: AppTest, username: str, password: str) -> str:
+    """Submit the login form; the message it shows."""
+    at.text_input[0].input(username)
+    at.text_input[1].input(password)
     button(at, "Login").click().run()
-    assert "locked" in at.error[0].value and not at.session_state["authentication_status"]
+    assert not at.exception, at.exception
+    return " ".join(e.value for e in at.error)
+
+
+def test_empty_login_form_says_what_is_missing(users: None) -> None:
+    at = new_app().run()
+    for username, password in (("", ""), ("ann", ""), ("", PW), ("   ", "   ")):
+        assert login_attempt(at, username, password) == "Enter your username and password."
+        assert not at.session_state["authentication_status"]
+    assert auth.get_user("ann").failed_logins == 0  # nothing was tried
+
+
+def test_failed_logins_lock_the_same_way_for_unknown_usernames(users: None) -> None:
+    auth.create_user(ADMIN, "locky", PW, "analyst")
+    answers = {}
+    for name in ("locky", "nobody-here"):
+        at = new_app().run()
+        answers[name] = [login_attempt(at, name, "not the password") for _ in range(auth.MAX_FAILED_LOGINS)]
+        answers[name].append(login_attempt(at, name, PW if name == "locky" else "not the password"))
+        assert not at.session_state["authentication_status"]
+    assert answers["locky"] == answers["nobody-here"]  # nothing tells which username exists
+    assert answers["locky"][:-1] == ["Wrong username or password."] * auth.MAX_FAILED_LOGINS
+    assert "locked from your address" in answers["locky"][-1]  # the right password, but locked
+    assert auth.get_user("locky").failed_logins == auth.MAX_FAILED_LOGINS
     auth.reset_password(ADMIN, "locky", "new password 2")
     stored_hash = auth.get_user("locky").password_hash
     assert login("locky", "new password 2").session_state["username"] == "locky"
-    user = auth.get_user("locky")  # the widget only verified: nothing re-hashed or rewritten
+    user = auth.get_user("locky")  # the login only verified: nothing re-hashed or rewritten
     assert user.password_hash == stored_hash and user.failed_logins == 0 and user.last_login_at
+
+
+def test_logout_and_changes_elsewhere_end_the_login(users: None, rt: MasterRuntime) -> None:
+    """A login is a server-side session: logging out ends it, and a password reset or role change
+    made elsewhere ends a running browser session at its next run."""
+    from pages._ui import SESSION_KEY
+
+    auth.create_user(ADMIN, "sessy", PW, "analyst")
+    at = login("sessy")
+    assert [t.value for t in at.title] == ["Dashboard"]
+    username, expires = at.session_state[SESSION_KEY]
+    assert username == "sessy" and auth.session_principal("sessy", expires) == Principal("sessy", "analyst")
+    button(at, "Log out").click().run()
+    assert [t.label for t in at.text_input] == ["Username", "Password"]
+    assert auth.session_principal("sessy", expires) is None  # the cookie of that login no longer counts
+
+    for password, change in ((PW, lambda: auth.reset_password(ADMIN, "sessy", "reset by admin 1")),
+                             ("reset by admin 1", lambda: auth.set_role(ADMIN, "sessy", "viewer"))):
+        at = login("sessy", password)
+        assert [t.value for t in at.title] == ["Dashboard"]
+        change()
+        at.run()
+        assert [t.label for t in at.text_input] == ["Username", "Password"]  # back on the login page
+        assert not at.session_state["authentication_status"]
 
 
 def test_disabled_user_cannot_log_in_and_is_logged_out(users: None, rt: MasterRuntime) -> None:
@@ -344,10 +388,15 @@ def test_admin_page_manages_users(rt: MasterRuntime, users: None) -> None:
     form_inputs["Username"].input("newbie")
     form_inputs["Initial password"].input("short")
     button(at, "Add user").click().run()
-    assert "at least 8" in " ".join(e.value for e in at.error) and auth.get_user("newbie") is None
+    assert "at least 10" in " ".join(e.value for e in at.error) and auth.get_user("newbie") is None
     form_inputs = {t.label: t for t in at.text_input}
     form_inputs["Username"].input("newbie")
     form_inputs["Initial password"].input("newbie password")
+    button(at, "Add user").click().run()
+    assert "must not contain the username" in " ".join(e.value for e in at.error)
+    form_inputs = {t.label: t for t in at.text_input}
+    form_inputs["Username"].input("newbie")
+    form_inputs["Initial password"].input("first day here 1")
     at.selectbox[0].set_value("viewer")
     button(at, "Add user").click().run()
     assert auth.get_user("newbie").role == "viewer"
@@ -372,9 +421,17 @@ def test_account_page_tokens_and_password(rt: MasterRuntime, users: None) -> Non
     assert auth.principal_for_token(token) == Principal("tokenuser", "analyst")
     button(at, "I have copied it").click().run()
     assert not at.code  # shown once
+    button(at, "Revoke").click().run()  # asks first
+    assert any("Revoke the token 'ci script'?" in w.value for w in at.warning)
+    button(at, "Cancel").click().run()
+    assert not any("Revoke the token" in w.value for w in at.warning)
+    assert auth.principal_for_token(token) == Principal("tokenuser", "analyst")
     button(at, "Revoke").click().run()
+    assert auth.principal_for_token(token) == Principal("tokenuser", "analyst")  # not yet
+    button(at, "Yes, revoke it").click().run()
     with pytest.raises(auth.AuthenticationError):
         auth.principal_for_token(token)
+    assert "Token 'ci script' revoked." in [s.value for s in at.success]
     inputs = {t.label: t for t in at.text_input}
     inputs["Current password"].input("wrong one here")
     inputs["New password"].input("fresh password 3")
@@ -385,8 +442,13 @@ def test_account_page_tokens_and_password(rt: MasterRuntime, users: None) -> Non
     inputs["Current password"].input(PW)
     inputs["New password"].input("fresh password 3")
     inputs["Repeat the new password"].input("fresh password 3")
+    other_login = login("tokenuser")  # the same user in another browser
     button(at, "Change password").click().run()
     assert auth.authenticate("tokenuser", "fresh password 3").username == "tokenuser"
+    at.run()
+    assert [t.value for t in at.title] == ["Account"]  # this session stays logged in ...
+    other_login.run()
+    assert [t.label for t in other_login.text_input] == ["Username", "Password"]  # ... the other one does not
 
 
 def test_upload_builds_a_group_by_and_opens_the_new_task(rt: MasterRuntime, users: None) -> None:
@@ -525,9 +587,7 @@ def test_page_scripts_check_access_themselves(key: str, users: None) -> None:
     assert not at.exception and [w.value for w in at.warning] == ["Please log in."]
     assert not at.title
     if key not in ROLE_TITLES["viewer"]:
-        at.session_state["authentication_status"] = True
-        at.session_state["username"] = VIC.username
-        at.run()
+        logged_in(at, VIC.username).run()
         assert [e.value for e in at.error] == ["You do not have access to this page."] and not at.title
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -212,3 +213,11 @@ def test_cli_bad_output_paths_fail_before_anything_is_stored(vpn, tmp_path: Path
     good = tmp_path / "new" / "laptop.conf"
     assert "at 10.0.0.2" in vpn("add-peer", "laptop", "--output", str(good)).stderr
     assert good.exists() and mode(good) == 0o600
+
+
+def test_web_port_follows_the_app_unless_set(vpn, subprocess_env: dict[str, str]) -> None:
+    subprocess_env["STREAMLIT_SERVER_PORT"] = "8642"  # the port `streamlit run` serves the app on
+    assert re.search(r"web app port\s+8642  \[app\]", vpn("settings").stdout)
+    assert re.search(r"web app port\s+9000  \[settings\]", vpn("settings", "--web-port", "9000").stdout)
+    assert re.search(r"web app port\s+8642  \[app\]", vpn("settings", "--web-port", "").stdout)
+    assert "must be" in vpn("settings", "--web-port", "0", ok=False).stderr

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from hivemind_core.config import streamlit_server_port
 from hivemind_core.principal import Principal
 from hivemind_core.vpn import service
 from hivemind_core.vpn.render import BYOK_PLACEHOLDER
@@ -140,6 +141,35 @@ def test_server_config_lists_only_enabled_peers_and_role_rules(tmp_path: Path) -
     service.update_server_settings(ADMIN, node_pool_port=6000, web_port=9000)
     assert f"-s {w4}/32 -d 10.0.0.1/32 -p tcp --dport 6000" in service.server_config(ADMIN)
     assert f"-s {u4}/32 -d 10.0.0.1/32 -p tcp --dport 9000" in service.server_config(ADMIN)
+
+
+def test_web_port_follows_the_port_the_app_runs_on(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """User peers may reach the web app's real port (Streamlit's server.port), not a fixed 8501."""
+    service.update_server_settings(ADMIN, endpoint="vpn.example.org")
+    u4 = service.add_peer(ALICE, "alice laptop").peer.addresses[0]
+
+    def rule(port: int) -> str:
+        return f"iptables -A HIVEMIND-VPN-IN -s {u4}/32 -d 10.0.0.1/32 -p tcp --dport {port} -j ACCEPT"
+
+    monkeypatch.setenv("STREAMLIT_SERVER_PORT", "8642")  # how `streamlit run` is told its port, too
+    view = service.get_server_settings(ADMIN)
+    assert (view.web_port, view.web_port_source) == (8642, "app")
+    assert rule(8642) in service.server_config(ADMIN) and "--dport 8501" not in service.server_config(ADMIN)
+    service.update_server_settings(ADMIN, web_port=8642)  # the page's form sends the shown value back
+    monkeypatch.setenv("STREAMLIT_SERVER_PORT", "8643")
+    assert rule(8643) in service.server_config(ADMIN)     # ... and it keeps following the app
+    service.update_server_settings(ADMIN, web_port=9000)  # a different port is a choice: it stays
+    monkeypatch.setenv("STREAMLIT_SERVER_PORT", "8644")
+    assert service.get_server_settings(ADMIN).web_port_source == "settings" and rule(9000) in service.server_config(ADMIN)
+    service.update_server_settings(ADMIN, web_port="")    # '' follows the app again
+    assert rule(8644) in service.server_config(ADMIN)
+    # without the variable: server.port in the project's .streamlit/config.toml, else Streamlit's 8501
+    monkeypatch.delenv("STREAMLIT_SERVER_PORT")
+    config = tmp_path / "config.toml"
+    config.write_text("[server]\nport = 8777\nheadless = true\n")
+    assert streamlit_server_port(config) == 8777
+    config.write_text("[server]\nheadless = true\n")
+    assert streamlit_server_port(config) == 8501
 
 
 def test_full_tunnel_peer_gets_forwarding_and_nat(tmp_path: Path) -> None:

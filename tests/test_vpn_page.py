@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 from hivemind_core import auth
 from hivemind_core.principal import Principal
 from hivemind_core.vpn import service
+from tests.app_login import logged_in
 from tests.vpn_wg import strict_parse, wg_check, wg_pubkey
 
 PASSWORD = "a long enough passphrase 42"
@@ -54,9 +55,7 @@ def users() -> None:
 
 def page(username: str, repo_root: Path) -> AppTest:
     at = AppTest.from_file(str(repo_root / "pages" / "vpn.py"), default_timeout=60)
-    at.session_state["authentication_status"] = True
-    at.session_state["username"] = username
-    return at.run()
+    return logged_in(at, username).run()
 
 
 def downloads(at: AppTest) -> dict[str, str]:
@@ -83,6 +82,7 @@ def test_admin_configures_adds_and_downloads(users: None, media, repo_root: Path
     assert not at.exception and at.success, [e.value for e in at.error]
     view = service.get_server_settings(ADMIN)
     assert (view.endpoint, view.subnet, view.dns) == ("2001:db8::7", "10.66.0.0/24", "10.66.0.1")
+    assert view.web_port_source == "app"  # saving the shown web port does not pin it: it follows the app
 
     # a bad value is shown next to its field, nothing saved
     at.text_input(key="vpn_set_subnet").set_value("10.66.0.0/31")
@@ -102,6 +102,7 @@ def test_admin_configures_adds_and_downloads(users: None, media, repo_root: Path
     assert not at.exception and not at.error, [e.value for e in at.error]
     peer = service.find_peer(ADMIN, "worker 1")
     assert (peer.owner, peer.kind, peer.addresses, peer.has_preshared_key) == ("bob", "worker", ("10.66.0.2",), True)
+    assert at.text_input(key="vpn_add_name").value == ""  # the next peer starts from an empty name
 
     # the shown-once config: download and QR hold the same complete config
     config = media(downloads(at)["dl_new"]).decode()
@@ -154,6 +155,7 @@ def test_analyst_sees_only_own_peers_and_no_server_parts(users: None, media, rep
     at.text_input(key="vpn_add_pubkey").set_value(wg_pubkey(private))
     at.button(key="vpn_add").click().run()
     assert not at.error, [e.value for e in at.error]
+    assert at.text_input(key="vpn_add_name").value == "" and at.text_input(key="vpn_add_pubkey").value == ""
     new = media(downloads(at)["dl_new"]).decode()
     assert "PrivateKey = REPLACE_WITH_YOUR_PRIVATE_KEY" in new
     strict_parse(new.replace("REPLACE_WITH_YOUR_PRIVATE_KEY", private), client=True)

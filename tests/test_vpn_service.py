@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
 
 from hivemind_core import auth
+from hivemind_core.auth.models import User
 from hivemind_core.config import get_settings
 from hivemind_core.db import get_engine
 from hivemind_core.errors import NotFoundError, PermissionDeniedError, ValidationError
@@ -231,6 +233,42 @@ def test_owner_must_be_an_existing_enabled_user(configured: None) -> None:
     # the permission check still comes first for analysts
     with pytest.raises(PermissionDeniedError):
         service.add_peer(ALICE, "for nobody", owner="nosuchuser")
+
+
+def test_disabling_a_user_disables_their_peers_and_enabling_leaves_them_off(configured: None) -> None:
+    auth.create_first_admin("root", "a long enough passphrase 42")
+    auth.create_user(ADMIN, "alice", "a long enough passphrase 42", "analyst")
+    auth.create_user(ADMIN, "bob", "a long enough passphrase 42", "analyst")
+    laptop = service.add_peer(ALICE, "alice laptop").peer
+    phone = service.add_peer(ALICE, "alice phone").peer
+    bobs = service.add_peer(BOB, "bob laptop").peer
+    old = service.add_peer(ALICE, "alice old").peer
+    service.revoke_peer(ALICE, old.id)
+
+    def enabled() -> dict[str, bool]:
+        return {p.name: p.enabled for p in service.list_peers(ADMIN)}
+
+    auth.set_disabled(ADMIN, "alice", True)
+    assert enabled() == {"alice laptop": False, "alice phone": False, "bob laptop": True}
+    config = service.server_config(ADMIN)
+    assert laptop.public_key not in config and phone.public_key not in config and bobs.public_key in config
+    with pytest.raises(ValidationError, match="'alice' of peer 'alice laptop' is disabled"):
+        service.set_peer_enabled(ADMIN, laptop.id, True)
+    # enabling the account again brings no device back on its own: an admin enables the wanted ones
+    auth.set_disabled(ADMIN, "alice", False)
+    assert enabled() == {"alice laptop": False, "alice phone": False, "bob laptop": True}
+    service.set_peer_enabled(ADMIN, laptop.id, True)
+    config = service.server_config(ADMIN)
+    assert laptop.public_key in config and phone.public_key not in config
+    # a peer left enabled for a disabled owner (disabled before this rule) is still not in the config
+    with write_session(get_engine()) as s:
+        s.get(VpnPeer, phone.id).enabled = True
+        s.commit()
+    with write_session(get_engine()) as s:
+        user = s.exec(select(User).where(User.username == "alice")).one()
+        user.disabled = True
+        s.commit()
+    assert phone.public_key not in service.server_config(ADMIN)
 
 
 def test_failed_delivery_stores_no_peer(configured: None, tmp_path: Path) -> None:

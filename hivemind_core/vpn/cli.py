@@ -26,7 +26,7 @@ def _write_or_print(text: str, output: Path | None) -> None:
 
 
 def _port_or_unset(text: str) -> int | str:
-    """``--port``: a whole number (checked by the service, so 0 is refused) or '' to unset."""
+    """``--port``, ``--web-port``: a whole number (checked by the service, so 0 is refused) or '' to unset."""
     if not text.strip():
         return ""
     try:
@@ -53,7 +53,7 @@ def _settings(args: argparse.Namespace) -> int:
         ("mtu", str(view.mtu or "(automatic)")),
         ("keepalive", f"{view.keepalive} s" if view.keepalive else "off"),
         ("node pool port", str(view.node_pool_port)),
-        ("web app port", str(view.web_port)),
+        ("web app port", f"{view.web_port}  [{view.web_port_source}]"),
         ("server public key", view.server_public_key),
         ("active peers", str(view.peers_active)),
     ]
@@ -159,7 +159,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mtu", type=int, help="interface MTU (0 = automatic)")
     p.add_argument("--keepalive", type=int, help="PersistentKeepalive seconds for clients (0 = off, default 25)")
     p.add_argument("--node-pool-port", dest="node_pool_port", type=int, help="TCP port worker peers may reach (50051)")
-    p.add_argument("--web-port", dest="web_port", type=int, help="TCP port user peers may reach (8501)")
+    p.add_argument("--web-port", dest="web_port", type=_port_or_unset,
+                   help="TCP port user peers may reach; '' (the default) follows the port the web app runs on "
+                   "(Streamlit's server.port: STREAMLIT_SERVER_PORT or .streamlit/config.toml, else 8501)")
     p.set_defaults(func=_settings)
 
     p = sub.add_parser("add-peer", help="add a peer and print (or --output) its client config")

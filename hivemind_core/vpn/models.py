@@ -16,7 +16,6 @@ from sqlmodel import Field, SQLModel
 DEFAULT_SUBNET = "10.0.0.0/24"
 DEFAULT_KEEPALIVE = 25
 DEFAULT_NODE_POOL_PORT = 50051
-DEFAULT_WEB_PORT = 8501
 DEFAULT_INTERFACE = "wg0"
 PEER_KINDS = ("user", "worker")
 
@@ -33,7 +32,7 @@ class VpnServerSettings(SQLModel, table=True):
     mtu: int | None = None
     keepalive: int = DEFAULT_KEEPALIVE
     node_pool_port: int = DEFAULT_NODE_POOL_PORT  # worker peers may reach this TCP port
-    web_port: int = DEFAULT_WEB_PORT  # user peers may reach this TCP port
+    web_port: int = 0  # user peers may reach this TCP port; 0: the port the web app runs on
     updated_at: float = Field(default_factory=time.time)
     updated_by: str = ""
 

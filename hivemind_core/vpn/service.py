@@ -5,6 +5,9 @@ everyone's); only admins add worker peers or peers for other users, keep a
 client private key, enable/disable peers, and see or change the server
 settings and the server config. Viewers only look at their (nonexistent) peers.
 
+Disabling a user disables their peers (:func:`hivemind_core.auth.set_disabled`);
+a peer of a disabled user cannot be enabled and is never in the server config.
+
 Every read-modify-write runs in a ``BEGIN IMMEDIATE`` transaction
 (:func:`~hivemind_core.sqlite.write_session`), so concurrent processes (app,
 CLI) never hand out one address or name twice; changing one peer never touches
@@ -25,7 +28,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from hivemind_core.auth.users import get_user
-from hivemind_core.config import Settings, get_settings
+from hivemind_core.auth.models import User
+from hivemind_core.config import Settings, get_settings, streamlit_server_port
 from hivemind_core.db import get_engine
 from hivemind_core.errors import NotFoundError, PermissionDeniedError, ValidationError
 from hivemind_core.principal import Principal
@@ -62,7 +66,8 @@ class ServerSettingsView:
     mtu: int | None
     keepalive: int
     node_pool_port: int
-    web_port: int
+    web_port: int  # effective: the setting, else the port the web app runs on
+    web_port_source: str  # "settings" | "app"
     server_public_key: str
     capacity: int
     peers_active: int
@@ -124,6 +129,12 @@ def _effective_endpoint(row: VpnServerSettings, settings: Settings) -> tuple[str
     return None, "unset"
 
 
+def _effective_web_port(row: VpnServerSettings) -> tuple[int, str]:
+    if row.web_port:
+        return row.web_port, "settings"
+    return streamlit_server_port(), "app"
+
+
 def _server_params(row: VpnServerSettings, settings: Settings, *, need_endpoint: bool) -> ServerParams:
     endpoint, _ = _effective_endpoint(row, settings)
     if need_endpoint and not endpoint:
@@ -138,7 +149,7 @@ def _server_params(row: VpnServerSettings, settings: Settings, *, need_endpoint:
         pool=pool, pool_v6=pool_v6,
         dns=tuple(d.strip() for d in row.dns.split(",") if d.strip()),
         mtu=row.mtu, keepalive=row.keepalive,
-        node_pool_port=row.node_pool_port, web_port=row.web_port,
+        node_pool_port=row.node_pool_port, web_port=_effective_web_port(row)[0],
     )
 
 
@@ -207,6 +218,7 @@ def _owner_account(name: str, engine: Engine) -> str:
 def _settings_view(row: VpnServerSettings, settings: Settings, active: int) -> ServerSettingsView:
     endpoint, source = _effective_endpoint(row, settings)
     pool, pool_v6 = _pools(row)
+    web_port, web_port_source = _effective_web_port(row)
     return ServerSettingsView(
         endpoint=endpoint, endpoint_source=source,
         port=row.port or settings.vpn_port, port_source="settings" if row.port else "environment/default",
@@ -214,7 +226,7 @@ def _settings_view(row: VpnServerSettings, settings: Settings, active: int) -> S
         subnet_v6=str(pool_v6.network) if pool_v6 else None,
         server_address_v6=str(pool_v6.server_address) if pool_v6 else None,
         dns=row.dns, mtu=row.mtu, keepalive=row.keepalive,
-        node_pool_port=row.node_pool_port, web_port=row.web_port,
+        node_pool_port=row.node_pool_port, web_port=web_port, web_port_source=web_port_source,
         server_public_key=get_or_create_server_keypair(settings.data_dir).public_key,
         capacity=pool.capacity, peers_active=active,
     )
@@ -235,10 +247,13 @@ def update_server_settings(
     who: Principal, *, endpoint: str | None = _UNCHANGED, port: int | None = _UNCHANGED,
     subnet: str = _UNCHANGED, subnet_v6: str | None = _UNCHANGED, dns: str | None = _UNCHANGED,
     mtu: int | None = _UNCHANGED, keepalive: int = _UNCHANGED, node_pool_port: int = _UNCHANGED,
-    web_port: int = _UNCHANGED, settings: Settings | None = None,
+    web_port: int | None = _UNCHANGED, settings: Settings | None = None,
 ) -> ServerSettingsView:
     """Change the given settings (admins only). ``None``/"" clears an optional one
-    (endpoint and port then fall back to the environment / 51820); port 0 is an error.
+    (endpoint and port then fall back to the environment / 51820, the web port to
+    the port the web app runs on); port 0 is an error. While the web port follows
+    the app, setting it to the app's current port keeps it following (a form
+    that submits every shown value does not pin it).
 
     A subnet (IPv4 or IPv6) can change only if every active peer's address fits
     the new one, and the IPv6 subnet can be removed only while no active peer
@@ -258,7 +273,11 @@ def update_server_settings(
         if node_pool_port is not _UNCHANGED:
             row.node_pool_port = validate.port(node_pool_port, "node pool port")
         if web_port is not _UNCHANGED:
-            row.web_port = validate.port(web_port, "web app port")
+            if web_port in (None, ""):
+                row.web_port = 0
+            else:
+                chosen = validate.port(web_port, "web app port")
+                row.web_port = 0 if (not row.web_port and chosen == streamlit_server_port()) else chosen
         if dns is not _UNCHANGED:
             row.dns = validate.dns_servers(dns)
         if keepalive is not _UNCHANGED:
@@ -430,12 +449,23 @@ def _modify(who: Principal, peer_id: int, settings: Settings | None, change, wha
         return _view(peer)
 
 
+def _owner_disabled(session: Session, owner: str) -> bool:
+    return bool(session.exec(select(User.disabled).where(User.username == owner)).first())
+
+
 def set_peer_enabled(who: Principal, peer_id: int, enabled: bool, *,
                      settings: Settings | None = None) -> PeerView:
-    """Include or leave out a peer in the server config (admins only); keys and addresses stay."""
+    """Include or leave out a peer in the server config (admins only); keys and addresses stay.
+    A peer of a disabled user cannot be enabled."""
     _require_admin(who, "enable or disable VPN peers")
-    return _modify(who, peer_id, settings, lambda s, p: setattr(p, "enabled", bool(enabled)),
-                   "enabled" if enabled else "disabled")
+
+    def change(s: Session, peer: VpnPeer) -> None:
+        if enabled and _owner_disabled(s, peer.owner):
+            raise ValidationError(f"The owner {peer.owner!r} of peer {peer.name!r} is disabled; enable the "
+                                  "account on the Users page first.", field="owner")
+        peer.enabled = bool(enabled)
+
+    return _modify(who, peer_id, settings, change, "enabled" if enabled else "disabled")
 
 
 def rename_peer(who: Principal, peer_id: int, new_name: str, *, settings: Settings | None = None) -> PeerView:
@@ -466,12 +496,13 @@ def revoke_peer(who: Principal, peer_id: int, *, settings: Settings | None = Non
 # ---------------------------------------------------------------- server config and status
 
 def server_config(who: Principal, *, settings: Settings | None = None) -> str:
-    """The server's ``wg0.conf`` with every enabled peer (admins only)."""
+    """The server's ``wg0.conf`` with every enabled peer of an enabled user (admins only)."""
     _require_admin(who, "see the VPN server config (it holds the server's private key)")
     settings, engine = _engine(settings)
     with read_session(engine) as s:
         server = _server_params(_load_settings_row(s), settings, need_endpoint=False)
-        peers = [_peer_params(p, settings) for p in _active_peers(s) if p.enabled]
+        disabled = set(s.exec(select(User.username).where(User.disabled == True)))  # noqa: E712
+        peers = [_peer_params(p, settings) for p in _active_peers(s) if p.enabled and p.owner not in disabled]
     private = get_or_create_server_keypair(settings.data_dir).private_key
     return render_server(server, private, peers)
 
