@@ -19,7 +19,6 @@ import stat
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,12 +32,12 @@ from hivemind_core.jobs.operations import SCRIPT_OP
 from hivemind_core.jobs.results import write_ipc
 from hivemind_core.principal import Principal
 from hivemind_core.secrets_store import cookie_key, secret_path
-from hivemind_core.tasks import states
-from hivemind_core.tasks.models import Task
 from hivemind_core.tasks.service import TaskService
 from hivemind_core.worker import landlock
 from hivemind_core.worker.sandbox import Sandbox, SandboxJob
 from tests.flights import write_flights_csv
+from tests.test_jobs_script_errors import sandbox  # noqa: F401 - the module's real sandbox child
+from tests.test_tasks_service import _wait_final
 
 ROOT = Path(__file__).resolve().parent.parent
 ABI = landlock.abi_version()
@@ -119,15 +118,6 @@ def test_only_rights_the_kernel_abi_knows_are_handled() -> None:
 
 
 # ------------------------------------------------------------------ the worker's sandbox child
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    sb = Sandbox(tmp_path_factory.mktemp("slot"))
-    try:
-        yield sb
-    finally:
-        sb.close()
 
 
 @pytest.fixture(scope="module")
@@ -246,16 +236,6 @@ def test_scratch_and_cwd_are_writable_and_input_readable(sandbox, shard):
 # ------------------------------------------------------------------ end to end: the embedded cluster
 
 
-def _wait_final(service: TaskService, task_id: str, timeout: float = 120) -> Task:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        task = service.sync_task(task_id)
-        if task.status in states.FINAL:
-            return task
-        time.sleep(0.2)
-    raise AssertionError(f"task {task_id} not finished after {timeout} s")
-
-
 @pytest.fixture
 def cluster(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TaskService]:
     monkeypatch.setenv("HIVEMIND_WORKERS", "1")
@@ -340,6 +320,9 @@ def test_script_on_the_embedded_cluster_cannot_read_the_masters_data(cluster, da
     outcomes = dict(pd.read_csv(service.result_path(ALICE, task.id)).itertuples(index=False))
     assert outcomes == {**{name: "PermissionError" for name in targets},
                         "list data dir": "PermissionError", "scratch": "written"}
+
+    # the operator sees it: the node's sandbox label
+    assert {n.labels.get("sandbox") for n in service.client.nodes()} == {f"landlock ABI {ABI}"}
 
     # private data dirs
     assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700

@@ -59,3 +59,12 @@ def host_id() -> str:
             break
     machine = machine or f"mac-{uuid.getnode():012x}"
     return hashlib.sha256(f"{machine}|{hostname()}".encode()).hexdigest()[:16]
+
+
+def sandbox_confinement() -> str:
+    """How this machine confines user code (the sandbox child), for the node's ``sandbox``
+    label: "landlock ABI N", or "UNCONFINED" on a kernel without Landlock (< 5.13 or disabled)."""
+    from hivemind_core.worker.landlock import abi_version
+
+    abi = abi_version()
+    return f"landlock ABI {abi}" if abi else "UNCONFINED"

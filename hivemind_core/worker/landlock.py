@@ -9,8 +9,9 @@ results. Landlock (a Linux security module, kernel >= 5.13, usable without
 privileges) lets a process give up access to everything but a few file
 hierarchies, irreversibly and for all its future children.
 
-:func:`confine` is called by :mod:`hivemind_core.worker.sandbox_child` once the
-interpreter and the operations are imported and before the first job is read:
+:func:`confine` is called by :mod:`hivemind_core.worker.sandbox_child` first
+thing, while it is single-threaded (Landlock restricts the calling thread only)
+and before it imports the operations or reads a job:
 read + execute on what Python needs, read-only on the slot's input dir,
 read-write on the slot's scratch dir, and (kernel ABI >= 4) no TCP at all;
 (ABI >= 6) no signals to, and no abstract unix sockets of, processes outside the

@@ -76,7 +76,8 @@ class PoolLink:
     def _register(self) -> None:
         reply = self.client.call(self.client.nodes_stub.Register, pb.RegisterRequest(
             name=self.identity.name, address=hostinfo.hostname(), cores=hostinfo.cores(),
-            memory_mb=hostinfo.memory_mb(), gpu=hostinfo.gpu(), labels=self.identity.labels,
+            memory_mb=hostinfo.memory_mb(), gpu=hostinfo.gpu(),
+            labels={"sandbox": hostinfo.sandbox_confinement(), **self.identity.labels},
             host_id=hostinfo.host_id(),
             version=hivemind_core.__version__, slots=self.identity.slots,
             node_id=self.node_id, node_token=self.node_token, fresh_process=self._fresh,
