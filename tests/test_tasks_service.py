@@ -196,18 +196,24 @@ def _row_ranges(service: TaskService, task_id: str) -> list[tuple[int, int]]:
     return out
 
 
-def test_failed_shard_then_retry_and_delete_removes_blobs(pool, flights_csv, tmp_path):
-    settings = get_settings()
+def _fails_while_marker(tmp_path: Path, result: str) -> tuple[Path, dict]:
+    """A marker file and a 4-shard script job whose second-half-of-the-year shards fail while the
+    marker exists (so a retry after removing it succeeds); ``result`` is what process returns."""
     marker = tmp_path / "fail-while-this-exists"
     marker.write_text("x")
     script = ("import os\n\ndef process(df):\n"
               f"    if os.path.exists({str(marker)!r}) and df['month'].iloc[0] >= 7:\n"
               "        raise ValueError('second half of the year is not ready')\n"
-              "    return df[df['arr_delay'] > 300][['month', 'carrier', 'arr_delay']]\n")
+              f"    return {result}\n")
+    return marker, {"script": script, "split": {"shards": 4}, "max_attempts": 1}
+
+
+def test_failed_shard_then_retry_and_delete_removes_blobs(pool, flights_csv, tmp_path):
+    settings = get_settings()
+    marker, spec = _fails_while_marker(tmp_path, "df[df['arr_delay'] > 300][['month', 'carrier', 'arr_delay']]")
     with pool.client() as client:
         service = TaskService(db.get_engine(settings), client, settings)
-        task = service.submit(ALICE, {"script": script, "split": {"shards": 4}, "max_attempts": 1},
-                              flights_csv, "flights.csv")
+        task = service.submit(ALICE, spec, flights_csv, "flights.csv")
         failed = _wait_final(service, task.id)
         assert failed.status == "failed"
         assert "ValueError: second half of the year is not ready" in failed.error
@@ -249,16 +255,10 @@ def test_retry_run_time_is_the_latest_run(pool, flights_csv, tmp_path):
     """After a retry started_at is when a rerun shard started (not the first run's start), and
     finished_at is cleared until the rerun ends: the run time shown excludes the wait in between."""
     settings = get_settings()
-    marker = tmp_path / "fail-while-this-exists"
-    marker.write_text("x")
-    script = ("import os\n\ndef process(df):\n"
-              f"    if os.path.exists({str(marker)!r}) and df['month'].iloc[0] >= 7:\n"
-              "        raise ValueError('not yet')\n"
-              "    return df[['month']].head(1)\n")
+    marker, spec = _fails_while_marker(tmp_path, "df[['month']].head(1)")
     with pool.client() as client:
         service = TaskService(db.get_engine(settings), client, settings)
-        task = service.submit(ALICE, {"script": script, "split": {"shards": 4}, "max_attempts": 1},
-                              flights_csv, "flights.csv")
+        task = service.submit(ALICE, spec, flights_csv, "flights.csv")
         failed = _wait_final(service, task.id)
         assert failed.status == "failed" and failed.started_at is not None and failed.finished_at is not None
         first_starts = [_utc(s.started_at) for s in service.subtasks(ALICE, task.id) if s.started_at]
