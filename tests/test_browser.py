@@ -24,7 +24,7 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-ADMIN_PW = "browser admin 1"
+ADMIN_PW = "browser boss 1"
 PW = "browser user 1"
 WAIT_MS = 60_000
 SHARED: dict[str, str] = {}  # the main-flow test leaves the admin's task id here for the next test
@@ -181,6 +181,7 @@ def test_viewer_and_other_analyst_are_kept_out(base: str, browser) -> None:  # n
             assert page.get_by_text("Add a user").count() == 0
             assert page.locator('[data-testid="stDownloadButton"]').count() == 0
         assert "hivemind_login" in [c["name"] for c in ctx.cookies()]
+        old_cookies = ctx.cookies()  # a copy of the login cookie, as someone could have taken it
         page.get_by_role("button", name="Log out").click()
         page.get_by_role("button", name="Login").wait_for(timeout=WAIT_MS)
         page.wait_for_function("() => !document.cookie.includes('hivemind_login=')", timeout=WAIT_MS)
@@ -189,6 +190,7 @@ def test_viewer_and_other_analyst_are_kept_out(base: str, browser) -> None:  # n
         assert heading(page, "Dashboard").count() == 0
     finally:
         ctx.close()
+    assert_cookie_no_longer_logs_in(browser, base, old_cookies)  # logging out ended that login
 
     ctx = browser.new_context()
     page = ctx.new_page()
@@ -200,5 +202,22 @@ def test_viewer_and_other_analyst_are_kept_out(base: str, browser) -> None:  # n
         page.goto(f"{base}/admin")
         page_not_found(page)
         heading(page, "Dashboard").wait_for(timeout=WAIT_MS)
+        ann_cookies = ctx.cookies()
+    finally:
+        ctx.close()
+    # an admin resets ann's password: her old login cookie no longer logs anyone in
+    auth.reset_password(admin, "ann", "reset by the admin 2")
+    assert_cookie_no_longer_logs_in(browser, base, ann_cookies)
+
+
+def assert_cookie_no_longer_logs_in(browser, base: str, cookies: list) -> None:  # noqa: ANN001
+    ctx = browser.new_context()
+    ctx.add_cookies([c for c in cookies if c["name"] == "hivemind_login"])
+    page = ctx.new_page()
+    try:
+        page.goto(f"{base}/")
+        page.get_by_role("button", name="Login").wait_for(timeout=WAIT_MS)
+        app_ready(page)
+        assert heading(page, "Dashboard").count() == 0
     finally:
         ctx.close()
