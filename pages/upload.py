@@ -67,9 +67,9 @@ def drop_staged() -> None:
 
 def encoding_message(exc: DecodeError) -> str:
     """A decode error, pointing at this page's encoding field (not at the spec's input.encoding)."""
-    tried = "UTF-8" if exc.encoding is None else exc.encoding
-    return (f"{exc.problem}. The file is not {tried} text: choose its encoding under **{ENCODING_LABEL}** "
-            "(files saved by Excel on Windows are often cp1252; latin-1 reads any bytes).")
+    problem = exc.problem.removeprefix("input: ")
+    return (f"This file cannot be read: {problem}. Choose the encoding it was saved in under "
+            f"**{ENCODING_LABEL}** (files saved by Excel on Windows are often cp1252; latin-1 reads any bytes).")
 
 
 def encoding_field() -> str | None:

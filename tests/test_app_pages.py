@@ -736,3 +736,19 @@ def test_script_error_on_the_task_page_shows_only_the_users_frames(rt: MasterRun
     internal = ("sandbox_child", "operations.py", "script.py", "hivemind_core", "site-packages", "ScriptError",
                 "pandas")
     assert not [ln for ln in shown.splitlines() if any(word in ln for word in internal)], shown
+
+
+def test_bad_byte_past_the_preview_points_at_the_encoding_field_on_submit(rt: MasterRuntime, users: None) -> None:
+    data = b"k,v\n" + b"a,1\n" * 300_000 + "\u00e9,2\n".encode("latin-1")   # past the 1 MiB the preview reads
+    at = open_page(login(ANN.username), "upload")
+    at.file_uploader[0].upload("late.csv", data, "text/csv").run()
+    assert not at.error and at.dataframe[0].value["k"].iloc[0] == "a"
+    at.multiselect(key="keep_columns").set_value(["k"]).run()
+    before = rt.tasks.list(ANN, None, 0, 1)[1]
+    button(at, "Submit job").click().run()
+    message = " ".join(e.value for e in at.error)
+    assert message.startswith("This file cannot be read: the file is not valid UTF-8 text") and "line 300002" in message
+    assert "**Text encoding**" in message and "input.encoding" not in message
+    assert rt.tasks.list(ANN, None, 0, 1)[1] == before and staged_path(at).is_file()   # kept to submit again
+    at.selectbox(key="input_encoding").set_value("cp1252 (Windows, Western Europe)").run()
+    submit_and_open_task(at, rt, ANN)
