@@ -42,7 +42,8 @@ def live() -> None:
     h[1].metric("Memory", f"{host['memory_percent']:.0f}%",
                 help=f"{ui.fmt_bytes(host['memory_used'])} of {ui.fmt_bytes(host['memory_total'])}")
     h[2].metric("Disk", f"{host['disk_percent']:.0f}%", help=f"{ui.fmt_bytes(host['disk_free'])} free")
-    h[3].metric("Subtasks running", totals.running, help=f"{totals.slots} slots on {totals.nodes} nodes")
+    h[3].metric("Subtasks running", totals.running,
+                help=f"{totals.slots} slots on {totals.live} live workers on {totals.hosts} host(s)")
 
     left, right = st.columns(2)
     with left:
