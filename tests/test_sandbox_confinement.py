@@ -117,6 +117,64 @@ def test_only_rights_the_kernel_abi_knows_are_handled() -> None:
     assert landlock.handled_fs(5) == landlock.handled_fs(7) == 0xFFFF
 
 
+# A kernel without Landlock, made for real: a seccomp filter (inherited by every child)
+# makes the Landlock syscalls fail with ENOSYS, as on Linux < 5.13.
+NO_LANDLOCK = textwrap.dedent("""
+    import ctypes, json, logging, struct, sys
+    from pathlib import Path
+
+    class Filter(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint)]
+
+    class Prog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Filter))]
+
+    ENOSYS, ERRNO, ALLOW = 38, 0x00050000, 0x7FFF0000
+    rules = [Filter(0x20, 0, 0, 0)]                                   # load the syscall number
+    for nr in (444, 445, 446):
+        rules += [Filter(0x15, 0, 1, nr), Filter(0x06, 0, 0, ERRNO | ENOSYS)]
+    rules.append(Filter(0x06, 0, 0, ALLOW))
+    program = (Filter * len(rules))(*rules)
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.prctl(38, 1, 0, 0, 0) == 0                            # PR_SET_NO_NEW_PRIVS
+    assert libc.prctl(22, 2, ctypes.byref(Prog(len(rules), program)), 0, 0) == 0, ctypes.get_errno()
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    from hivemind_core.jobs.operations import SCRIPT_OP
+    from hivemind_core.jobs.results import read_ipc
+    from hivemind_core.worker import hostinfo
+    from hivemind_core.worker.sandbox import Sandbox, SandboxJob
+
+    root, shard, secret = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+    script = "def process(df):\\n    return df.assign(key=open(%r).read())\\n" % secret
+    out = {"label": hostinfo.sandbox_confinement(), "keys": []}
+    for slot in ("a", "b"):
+        sb = Sandbox(root / slot)
+        result = sb.run(SandboxJob("s", "t", SCRIPT_OP, json.dumps({"script": script}).encode(), shard, 60, 512))
+        assert result.ok, result.message
+        out["keys"].append(read_ipc(result.path).column("key")[0].as_py())
+        out["confined"], out["confinement"] = sb.confined, sb.confinement
+        sb.clean()
+        sb.close()
+    print(json.dumps(out))
+""")
+
+
+def test_without_landlock_user_code_still_runs_and_the_worker_warns_once(tmp_path: Path, shard) -> None:
+    secret = tmp_path / "cookie_key"
+    secret.write_text("plain")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", NO_LANDLOCK, str(tmp_path / "work"), str(shard), str(secret)],
+                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["label"] == "UNCONFINED"
+    assert out["confined"] is False and out["confinement"].startswith("NOT confined: this kernel has no Landlock")
+    assert out["keys"] == ["plain", "plain"]   # unconfined: it runs, and it can read what its user can
+    warnings = [ln for ln in proc.stderr.splitlines() if "UNCONFINED" in ln]
+    assert len(warnings) == 1 and warnings[0].startswith("WARNING:"), proc.stderr
+
+
 # ------------------------------------------------------------------ the worker's sandbox child
 
 
@@ -298,6 +356,7 @@ def test_script_on_the_embedded_cluster_cannot_read_the_masters_data(cluster, da
         "worker identity": next((pool / "secrets").glob("node-local-*.json")),
         "a blob of another task": next(p for p in (pool / "blobs").rglob("*") if p.is_file()),
         "bob's result": service.result_path(BOB, bob.id),
+        "the checkout around hivemind_core": ROOT / "README.md",
     }
     for path in targets.values():
         assert path.read_bytes()  # they exist and this (unconfined) user may read them

@@ -6,9 +6,10 @@ operations once is what makes short subtasks cheap). Talks to the worker over
 stdin/stdout: jobs come as length-prefixed pickle frames (the worker is trusted);
 replies go back as a JSON header plus raw bytes (:func:`write_reply`) — never
 pickle, since user code in here can write to that pipe and the worker must not
-unpickle what it wrote. What operations print goes to stderr. Each subtask runs under a memory limit (``RLIMIT_AS`` above the
-process's own footprint); the worker enforces the time limit by killing this
-process, and replaces it after a time-out, a memory overrun or a crash.
+unpickle what it wrote. What operations print goes to stderr. Each subtask runs
+under a memory limit (``RLIMIT_AS`` above the process's own footprint); the
+worker enforces the time limit by killing this process, and replaces it after a
+time-out, a memory overrun or a crash.
 
 Before it imports anything but the ``hivemind_core`` package itself, the process
 confines itself with Landlock (:mod:`hivemind_core.worker.landlock`, see
@@ -131,7 +132,9 @@ def allowed_read_paths(work_root: Path) -> tuple[list[Path], list[Path]]:
     import hivemind_core
 
     package = Path(hivemind_core.__file__).resolve().parent
-    checkout = package.parent
+    # run from a checkout (PYTHONPATH): its other files are not the sandbox's business;
+    # installed into site-packages: that dir is the libraries', keep it
+    checkout = package.parent if package.parent.name not in ("site-packages", "dist-packages") else None
     candidates = [package, Path(f"/proc/{os.getpid()}")]
     for entry in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *sys.path, *SYSTEM_READ):
         if entry:
@@ -141,7 +144,7 @@ def allowed_read_paths(work_root: Path) -> tuple[list[Path], list[Path]]:
     for path in dict.fromkeys(candidates):
         if not path.exists():
             continue
-        if path != package and (_is_within(work_root, path) or _is_within(checkout, path)):
+        if path != package and (_is_within(work_root, path) or (checkout and _is_within(checkout, path))):
             if path not in (work_root, checkout):  # those two are expected ('' and PYTHONPATH)
                 dropped.append(path)
         else:
