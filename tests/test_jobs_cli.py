@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from tests.engine_support import wait_until
 from tests.pool_procs import cli_env, run_cli
 from tests.test_jobs_exact import assert_same, expected_groupby
 
@@ -150,16 +150,6 @@ def test_non_utf8_with_encoding_given_runs(cli_pool, subprocess_env, tmp_path):
     assert result.to_dict("list") == {"city": ["München", "Zürich"], "n_sum": [2, 6], "n_count": [1, 2]}
 
 
-def _wait_for(predicate, timeout: float, what: str):  # noqa: ANN001, ANN202
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-
-
 def test_cancel_running_job_from_cli_frees_workers(cli_pool, subprocess_env, tmp_path, flights_csv, frame):
     env = cli_env(subprocess_env, cli_pool)
     slow = tmp_path / "slow.json"
@@ -169,12 +159,12 @@ def test_cancel_running_job_from_cli_frees_workers(cli_pool, subprocess_env, tmp
     assert proc.returncode == 0, proc.stderr
     task_id = re.search(r"submitted task (\w+)", proc.stdout).group(1)
     with cli_pool.client() as client:
-        _wait_for(lambda: sum(n.running for n in client.nodes()) == 2, 60, "both workers to run a shard")
+        wait_until(lambda: sum(n.running for n in client.nodes()) == 2, 60, "both workers to run a shard")
         proc = run_cli(["cancel", task_id, "--pool", cli_pool.address], env, tmp_path, 60)
         assert proc.returncode == 0, proc.stderr
         assert f"task {task_id} cancelled" in proc.stdout
-        _wait_for(lambda: all(s.state == "cancelled" for s in client.status(task_id)), 15, "subtasks cancelled")
-        _wait_for(lambda: sum(n.running for n in client.nodes()) == 0, 15, "the workers to be free")
+        wait_until(lambda: all(s.state == "cancelled" for s in client.status(task_id)), 15, "subtasks cancelled")
+        wait_until(lambda: sum(n.running for n in client.nodes()) == 0, 15, "the workers to be free")
     status = run_cli(["status", task_id, "--pool", cli_pool.address], env, tmp_path, 60)
     assert re.search(r"^status\s+cancelled$", status.stdout, re.M), status.stdout
     # the workers take the next job at once

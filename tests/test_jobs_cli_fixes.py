@@ -16,7 +16,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -29,6 +28,7 @@ from hivemind_core.principal import LOCAL_ADMIN
 from hivemind_core.sqlite import read_session, write_session
 from hivemind_core.tasks import states
 from hivemind_core.tasks.models import Subtask, Task, utcnow
+from tests.engine_support import wait_until
 from tests.pool_procs import cli_env, run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -55,16 +55,6 @@ def one_error_line(proc: subprocess.CompletedProcess) -> str:
 def task_count() -> int:
     with read_session(db.get_engine()) as s:
         return len(s.exec(select(Task.id)).all())
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 def submitted_id(stdout: str) -> str:
@@ -198,7 +188,7 @@ def test_ctrl_c_during_wait_says_the_task_runs_on_and_how_to_cancel_it(cli_pool,
     try:
         task_id = submitted_id(proc.stdout.readline())
         with cli_pool.client() as client:
-            wait_for(lambda: any(s.state == "running" for s in client.status(task_id)), 60, "a shard to run")
+            wait_until(lambda: any(s.state == "running" for s in client.status(task_id)), 60, "a shard to run")
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -213,7 +203,7 @@ def test_ctrl_c_during_wait_says_the_task_runs_on_and_how_to_cancel_it(cli_pool,
     cancel = run_cli(["cancel", task_id, "--pool", cli_pool.address], env, tmp_path)
     assert cancel.returncode == 0 and f"task {task_id} cancelled" in cancel.stdout
     with cli_pool.client() as client:
-        wait_for(lambda: all(s.state == "cancelled" for s in client.status(task_id)), 30, "the cancellation")
+        wait_until(lambda: all(s.state == "cancelled" for s in client.status(task_id)), 30, "the cancellation")
 
 
 # ----------------------------------------------------------------- cancel / nodes with no cluster running
@@ -254,7 +244,7 @@ def test_cancel_with_no_cluster_running_is_durable_and_the_shards_never_run(subp
         assert cluster is not None and len(list(logs.glob("worker-*.log"))) == 2
         service = TaskService(engine, client, settings)
         quick = service.submit(LOCAL_ADMIN, FILTER, flights_csv, "flights.csv")
-        done = wait_for(lambda: (t := service.sync_task(quick.id)).status in states.FINAL and t, 120, "a quick job")
+        done = wait_until(lambda: (t := service.sync_task(quick.id)).status in states.FINAL and t, 120, "a quick job")
         assert done.status == states.COMPLETED, done.error    # the workers were free and took work
         pool_states = client.status(task.id)
         assert len(pool_states) == 3
