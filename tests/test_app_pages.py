@@ -213,7 +213,7 @@ def test_empty_login_form_says_what_is_missing(users: None) -> None:
     assert auth.get_user("ann").failed_logins == 0  # nothing was tried
 
 
-def test_failed_logins_lock_the_same_way_for_unknown_usernames(users: None) -> None:
+def test_failed_logins_lock_the_same_way_for_unknown_usernames(users: None, rt: MasterRuntime) -> None:
     auth.create_user(ADMIN, "locky", PW, "analyst")
     answers = {}
     for name in ("locky", "nobody-here"):
@@ -225,6 +225,10 @@ def test_failed_logins_lock_the_same_way_for_unknown_usernames(users: None) -> N
     assert answers["locky"][:-1] == ["Wrong username or password."] * auth.MAX_FAILED_LOGINS
     assert "locked from your address" in answers["locky"][-1]  # the right password, but locked
     assert auth.get_user("locky").failed_logins == auth.MAX_FAILED_LOGINS
+    users_table = open_page(login(ADMIN.username), "admin").dataframe[0].value.set_index("username")
+    assert users_table.loc["locky", "state"] == "locked from 1 address(es)"
+    assert users_table.loc["locky", "failed logins"] == auth.MAX_FAILED_LOGINS
+    assert "nobody-here" not in users_table.index
     auth.reset_password(ADMIN, "locky", "new password 2")
     stored_hash = auth.get_user("locky").password_hash
     assert login("locky", "new password 2").session_state["username"] == "locky"
