@@ -139,6 +139,7 @@ def test_first_run_upload_group_by_download(base: str, browser, flights_csv: Pat
         page.get_by_text("completed").first.wait_for(timeout=WAIT_MS)
         with page.expect_download(timeout=WAIT_MS) as info:
             download_button.click()
+        assert info.value.suggested_filename == "flights.csv job.csv"   # the job's name, not the task id
         saved = tmp_path / "result.csv"
         info.value.save_as(saved)
 
