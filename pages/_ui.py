@@ -300,11 +300,19 @@ def user_errors() -> Iterator[None]:
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#!|<>~$:&])")
 
 
+# Links and emoji the renderer finds in plain text (GFM "autolink literals" and shortcodes), after
+# Markdown escapes are gone: an invisible word joiner (U+2060) inside each keeps them text.
+_AUTOLINKED = re.compile(r"(?i)(?<=http)(?=s?://)|(?<=www)(?=\.)|(?=@)|(?<=:)(?=[\w+-])")
+WORD_JOINER = "\u2060"
+
+
 def plain(value: object) -> str:
     """``value`` as Markdown that shows exactly this text (for st.title, st.error, ... which all
     render Markdown): control characters become spaces, Markdown's characters are escaped, so a
-    job name like ``**x**`` or ``[a](http://b)`` is shown as typed, never as bold or a link."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", one_line(str(value)))
+    job name like ``**x**`` or ``[a](http://b)`` is shown as typed, never as bold or a link
+    (a web address or e-mail address gets an invisible word joiner so it is not linked)."""
+    text = _AUTOLINKED.sub(WORD_JOINER, one_line(str(value)))
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
 def local_time(when: dt.datetime) -> dt.datetime:

@@ -712,7 +712,9 @@ def test_job_names_are_checked_and_shown_as_text(rt: MasterRuntime, users: None)
     task_id = submit_and_open_task(at, rt, ANN)
     assert rt.tasks.get(ANN, task_id).name == name
     title = at.title[0].value
-    assert title == r"\*\*bold\*\* \[link\]\(http\://example.com\) \:red\[red\] \$x\$ \<b\>b\</b\>", title
+    # Markdown characters escaped; a word joiner (U+2060) keeps the address and the :red[ from being linked/colored
+    assert title == (r"\*\*bold\*\* \[link\]\(http" "\u2060" r"\://example.com\) \:" "\u2060"
+                     r"red\[red\] \$x\$ \<b\>b\</b\>"), title
     download = at.get("download_button")[0]
     # the file name: __bold__ [link](http___example.com) _red[red] $x$ _b_b__b_.csv, escaped in the label
     assert download.proto.label == (r"Download \_\_bold\_\_ \[link\]\(http\_\_\_example.com\) \_red\[red\] "

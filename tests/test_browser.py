@@ -66,6 +66,9 @@ def flights_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_flights_csv(tmp_path_factory.mktemp("flights") / "flights.csv")
 
 
+ODD_NAME = "**bold** [link](http://example.com) :red[red] $x$ a_b <i>i</i>"   # Markdown if not escaped
+
+
 def app_ready(page) -> None:  # noqa: ANN001 - a Playwright Page
     """Wait until Streamlit has finished the current run."""
     page.wait_for_selector('[data-testid="stApp"]', timeout=WAIT_MS)
@@ -130,16 +133,25 @@ def test_first_run_upload_group_by_download(base: str, browser, flights_csv: Pat
         app_ready(page)
         pick(page, "Group by", "carrier")
         pick(page, "Aggregate columns", "arr_delay", "distance")
+        page.get_by_label("Job name").fill(ODD_NAME)
+        page.get_by_label("Job name").press("Enter")
+        app_ready(page)
         page.get_by_role("button", name="Submit job").click()
 
         page.wait_for_url(re.compile(r".*/tasks\?task=\w+"), timeout=WAIT_MS)
         task_id = re.search(r"task=(\w+)", page.url).group(1)
         download_button = page.locator('[data-testid="stDownloadButton"] button')
         download_button.wait_for(timeout=JOB_MS)  # the live page redraws with the result when it completes
+        title = page.locator("h1").first   # the name as typed: no bold, link, color or math
+        title.wait_for(timeout=WAIT_MS)
+        assert title.locator("[data-heading-text]").inner_text().replace("\u2060", "") == ODD_NAME
+        assert title.locator("[data-heading-text] :is(strong, a, em, i, span, .katex)").count() == 0, \
+            title.inner_html()
         page.get_by_text("completed").first.wait_for(timeout=WAIT_MS)
         with page.expect_download(timeout=WAIT_MS) as info:
             download_button.click()
-        assert info.value.suggested_filename == "flights.csv job.csv"   # the job's name, not the task id
+        # the job's name made a file name (not the task id)
+        assert info.value.suggested_filename == "__bold__ [link](http___example.com) _red[red] $x$ a_b _i_i__i_.csv"
         saved = tmp_path / "result.csv"
         info.value.save_as(saved)
 
