@@ -91,7 +91,8 @@ def task_page(task_id: str) -> None:
         cols[1].metric("Subtasks done", f"{current.subtasks_done} / {current.subtasks_total}")
         cols[2].metric("Run time", ui.fmt_duration(current.started_at, current.finished_at),
                        help="Of the latest run: a retry starts the clock again." if current.round else None)
-        cols[3].metric("Input", current.input_name or "none (reads no data)", help=ui.fmt_bytes(current.input_size))
+        cols[3].metric("Input", ui.plain(current.input_name) if current.input_name else "none (reads no data)",
+                       help=ui.fmt_bytes(current.input_size))
         st.progress(min(1.0, current.progress / 100.0), text=f"{current.progress:.0f}% complete")
         st.caption(f"id {current.id} · owner {current.owner} · {current.type} · priority {current.priority} · "
                    f"created {ui.fmt_time(current.created_at)} · started {ui.fmt_time(current.started_at)} · "

@@ -124,7 +124,7 @@ def dataset() -> tuple[Path, str, dict[str, str], str | None]:
         st.error(f"This file cannot be read: {exc}")
         st.stop()
     st.subheader("Preview")
-    st.caption(f"{uploaded.name} · {fmt} · {ui.fmt_bytes(uploaded.size)} · first {len(head)} rows")
+    st.caption(f"{ui.plain(uploaded.name)} · {fmt} · {ui.fmt_bytes(uploaded.size)} · first {len(head)} rows")
     st.dataframe(head, hide_index=True, width="stretch")
     with st.expander("Column types", expanded=False):
         st.dataframe([{"column": c, "type": t} for c, t in types.items()], hide_index=True)
