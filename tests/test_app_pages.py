@@ -763,3 +763,21 @@ def test_bad_byte_past_the_preview_points_at_the_encoding_field_on_submit(rt: Ma
     assert rt.tasks.list(ANN, None, 0, 1)[1] == before and staged_path(at).is_file()   # kept to submit again
     at.selectbox(key="input_encoding").set_value("cp1252 (Windows, Western Europe)").run()
     submit_and_open_task(at, rt, ANN)
+
+
+def test_task_page_shows_the_latest_runs_times_after_a_retry(rt: MasterRuntime, users: None) -> None:
+    import datetime as dt
+
+    from hivemind_core.sqlite import write_session
+    from hivemind_core.tasks.models import Task
+
+    start = dt.datetime(2026, 1, 5, 10, 0, 0, tzinfo=dt.UTC)
+    with write_session(rt.engine) as s:
+        s.add(Task(id="retried0000001", owner="ann", name="retried job", status="failed", round=1,
+                   created_at=start - dt.timedelta(hours=3), started_at=start,
+                   finished_at=start + dt.timedelta(seconds=42), error="shard 1 failed after 1 attempt(s): boom"))
+        s.commit()
+    at = open_page(login(ANN.username), "tasks", task="retried0000001")
+    assert {m.label: m.value for m in at.metric}["Run time"] == "42.0 s"   # not the 3 h since it was created
+    assert "retried 1 time(s); times are the latest run's" in texts(at)
+    assert [e.value for e in at.error] == [r"shard 1 failed after 1 attempt\(s\)\: boom"]

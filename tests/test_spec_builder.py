@@ -166,3 +166,38 @@ def test_simulation_template_runs_on_the_documented_seed_streams(tmp_path: Path)
     result, _ = run_in_process(spec, None, tmp_path)
     assert_same_moments(result, expected_moments(shard_outputs(SIMULATION_TEMPLATE, 30_001, 3, 3)))
     assert result["key"].tolist() == ["pi", "distance"] and abs(result.loc[0, "mean"] - np.pi) < 0.05
+
+
+@pytest.mark.parametrize("label,other,encoding", [
+    ("UTF-8 (default)", "", None), ("latin-1 (ISO-8859-1)", "", "latin-1"),
+    ("cp1252 (Windows, Western Europe)", "", "cp1252"), ("UTF-16", "", "utf-16"),
+    ("other…", " CP1250 ", "cp1250"), ("other…", "shift_jis", "shift_jis"),
+])
+def test_encoding_choices_of_the_upload_form(label: str, other: str, encoding: str | None) -> None:
+    from hivemind_core.jobs.spec_builder import ENCODING_CHOICES, chosen_encoding
+
+    assert label in ENCODING_CHOICES
+    assert chosen_encoding(label, other) == encoding
+
+
+@pytest.mark.parametrize("other,words", [("", "type the encoding's name"), ("klingon", "unknown encoding"),
+                                         ("hex", "not a text encoding")])
+def test_other_encoding_must_name_a_text_encoding(other: str, words: str) -> None:
+    from hivemind_core.jobs.spec_builder import OTHER_ENCODING, chosen_encoding
+
+    with pytest.raises(ValidationError) as err:
+        chosen_encoding(OTHER_ENCODING, other)
+    assert err.value.field == "input.encoding" and words in str(err.value)
+
+
+def test_encoding_goes_into_the_spec_and_the_job_reads_with_it(tmp_path: Path) -> None:
+    csv = tmp_path / "cities.csv"
+    csv.write_bytes("city,n\nZürich,1\nKöln,2\nZürich,3\n".encode("cp1252"))
+    form = SpecForm(name="by city", group_by=["city"], aggregate={"n": ["sum"]}, encoding="cp1252")
+    spec = build_spec(form, {"city": "string", "n": "int"})
+    assert spec["input"] == {"encoding": "cp1252"} and parse_spec(spec).input.encoding == "cp1252"
+    result, _ = run_in_process(spec, csv, tmp_path / "run")
+    assert result.sort_values("city").reset_index(drop=True).equals(
+        pd.DataFrame({"city": ["Köln", "Zürich"], "n_sum": [2, 4]}))
+    sim = build_spec(SpecForm(type="simulation", script=SIMULATION_TEMPLATE, encoding="cp1252"))
+    assert "input" not in sim   # a simulation reads no file
