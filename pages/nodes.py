@@ -87,7 +87,7 @@ def live() -> None:
           "last heartbeat": f"{r['last_heartbeat_s_ago']:.0f} s ago" if r["last_heartbeat_s_ago"] is not None
           else "never"} for r in rows],
         column_order=("name", "address", "status", "cores", "memory", "running", "slots", "cpu_percent",
-                      "memory_percent", "last heartbeat"),
+                      "memory_percent", "sandbox", "last heartbeat"),
         hide_index=True, width="stretch",
     )
     names = {r["node_id"]: f"{r['name']} ({r['address']})" for r in rows}

@@ -14,9 +14,9 @@ GIB = 1024 ** 3
 
 def node(name: str, status: str, *, cores: int = 4, running: int = 0, disk: float = 50.0,
          cpu: float = 10.0, beat: float = NOW - 2, host_id: str = "", memory_mb: int = 8192,
-         slots: int | None = None) -> NodeInfo:
+         slots: int | None = None, sandbox: str = "landlock ABI 7") -> NodeInfo:
     return NodeInfo(node_id=f"id-{name}", name=name, address=f"{name}.lan", cores=cores, memory_mb=memory_mb,
-                    gpu="", labels={}, version="t", status=status, last_heartbeat=beat, running=running,
+                    gpu="", labels={"sandbox": sandbox}, version="t", status=status, last_heartbeat=beat, running=running,
                     slots=cores if slots is None else slots, cpu_percent=cpu, memory_percent=40.0, disk_percent=disk,
                     net_in_bps=1.0, net_out_bps=2.0, host_id=host_id)
 
@@ -80,3 +80,14 @@ def test_alerts_for_offline_nodes_failed_tasks_low_disk_and_outages() -> None:
     assert levels == {"error"}
     # 1 GiB free on a small disk is still low
     assert system_alerts(healthy(), [], {}, {"disk_total": 5 * GIB, "disk_free": GIB // 2}, NOW)
+
+
+def test_alert_for_a_worker_that_runs_user_code_unconfined() -> None:
+    alerts = system_alerts(healthy(), [node("old", "online", sandbox="UNCONFINED"), node("new", "online")],
+                           {}, HOST_OK, NOW)
+    assert [a.level for a in alerts] == ["warning"]
+    assert "Node old (old.lan) runs user code unconfined" in alerts[0].message and "Landlock" in alerts[0].message
+    # an offline one is already reported as offline
+    assert all("unconfined" not in a.message
+               for a in system_alerts(healthy(), [node("old", "offline", sandbox="UNCONFINED")], {}, HOST_OK, NOW))
+    assert node_rows([node("old", "online", sandbox="UNCONFINED")], NOW)[0]["sandbox"] == "UNCONFINED"

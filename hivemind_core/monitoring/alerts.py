@@ -1,5 +1,5 @@
 """Alerts for the dashboard and ``/api/system/status``: node pool or database
-down, offline nodes, failed tasks, low disk."""
+down, offline nodes, workers that run user code unconfined, failed tasks, low disk."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 LOW_DISK_PERCENT_FREE = 10.0         # alert when less than this share of the disk is free
 LOW_DISK_BYTES_FREE = 1024 ** 3      # ... or less than 1 GiB
+UNCONFINED = "UNCONFINED"            # a worker's ``sandbox`` label without Landlock (worker/hostinfo.py)
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,11 @@ def system_alerts(
             alerts.append(Alert("warning", f"Node {node.name} ({node.address}) is offline; last heartbeat {ago}."))
         elif node.disk_percent >= 100 - LOW_DISK_PERCENT_FREE:
             alerts.append(Alert("warning", f"Node {node.name} is low on disk ({node.disk_percent:.0f}% used)."))
+        if node.status != "offline" and node.labels.get("sandbox") == UNCONFINED:
+            alerts.append(Alert("warning", f"Node {node.name} ({node.address}) runs user code unconfined: its "
+                                           "kernel has no Landlock (Linux 5.13 or newer), so script, ML and "
+                                           "simulation jobs there can read its files. Run only trusted jobs "
+                                           "or move the worker to a newer kernel."))
     failed = int(task_counts.get("failed", 0))
     if failed:
         alerts.append(Alert("warning", f"{failed} task(s) failed across the system; their owners see why on "

@@ -78,6 +78,7 @@ def node_rows(nodes: Sequence[NodeInfo], now: float) -> list[dict[str, Any]]:
             "slots": n.slots,
             "cpu_percent": round(n.cpu_percent, 1),
             "memory_percent": round(n.memory_percent, 1),
+            "sandbox": n.labels.get("sandbox", "unknown"),
             "last_heartbeat_s_ago": round(max(0.0, now - n.last_heartbeat), 1) if n.last_heartbeat else None,
             "node_id": n.node_id,
             "host_id": n.host_id,

@@ -64,7 +64,8 @@ def host_id() -> str:
 def sandbox_confinement() -> str:
     """How this machine confines user code (the sandbox child), for the node's ``sandbox``
     label: "landlock ABI N", or "UNCONFINED" on a kernel without Landlock (< 5.13 or disabled)."""
+    from hivemind_core.monitoring.alerts import UNCONFINED
     from hivemind_core.worker.landlock import abi_version
 
     abi = abi_version()
-    return f"landlock ABI {abi}" if abi else "UNCONFINED"
+    return f"landlock ABI {abi}" if abi else UNCONFINED

@@ -77,7 +77,7 @@ class PoolLink:
         reply = self.client.call(self.client.nodes_stub.Register, pb.RegisterRequest(
             name=self.identity.name, address=hostinfo.hostname(), cores=hostinfo.cores(),
             memory_mb=hostinfo.memory_mb(), gpu=hostinfo.gpu(),
-            labels={"sandbox": hostinfo.sandbox_confinement(), **self.identity.labels},
+            labels={**self.identity.labels, "sandbox": hostinfo.sandbox_confinement()},
             host_id=hostinfo.host_id(),
             version=hivemind_core.__version__, slots=self.identity.slots,
             node_id=self.node_id, node_token=self.node_token, fresh_process=self._fresh,
