@@ -271,7 +271,8 @@ def test_retry_run_time_is_the_latest_run(pool, flights_csv, tmp_path):
         assert done.status == "completed", done.error
         assert max(first_starts) < retried_at <= _utc(done.started_at) <= _utc(done.finished_at)
         rerun = [s for s in service.subtasks(ALICE, task.id) if s.pool_task == f"{task.id}.r1"]
-        assert rerun and _utc(done.started_at) == min(_utc(s.started_at) for s in rerun)
+        # the first rerun start seen (a shard whose lease expired under load starts again later)
+        assert rerun and _utc(done.started_at) <= min(_utc(s.started_at) for s in rerun)
 
 
 def test_submit_equals_pandas_and_json_spec_roundtrip(pool, flights_csv):
