@@ -324,3 +324,57 @@ def test_client_raises_one_clear_error_when_the_pool_is_unreachable(tmp_path: Pa
         assert "cannot reach the node pool" in str(info.value)
         with pytest.raises(NodePoolUnavailable):
             c.ping()
+
+
+# ---------------------------------------------------------------- fail fast
+
+def _renew_stops(node: NodePoolClient, held: list[pb.Lease]) -> list[str]:
+    return sorted(node.call(node.worker_stub.Renew, pb.RenewRequest(lease_ids=[h.lease_id for h in held])).stop_lease_ids)
+
+
+def test_a_subtask_failing_for_good_stops_the_rest_of_its_task(client: NodePoolClient) -> None:
+    """Fail fast: once a subtask failed (the operation's own error: not retried), nothing more of
+    its task starts and the holders of its other leases are told to stop, as on a cancel; other
+    tasks are untouched. Each cancelled subtask says which subtask failed."""
+    _, node = register(client, "w")
+    client.submit(specs("t", 5) + specs("other", 1))
+    held = lease(node, 3)                     # t-0, t-1, t-2 (submission order)
+    assert [h.subtask_id for h in held] == ["t-0", "t-1", "t-2"]
+    assert complete(node, held[:1]).accepted == 1                      # t-0 completes
+    assert complete(node, held[1:2], ok=False, error="ValueError: bad row 7").accepted == 1
+    by_id = {s.subtask_id: s for s in client.status("t")}
+    assert {k: s.state for k, s in by_id.items()} == {
+        "t-0": "completed", "t-1": "failed", "t-2": "cancelled", "t-3": "cancelled", "t-4": "cancelled"}
+    assert by_id["t-1"].error == "ValueError: bad row 7" and by_id["t-1"].attempts == 1
+    for sid in ("t-2", "t-3", "t-4"):
+        assert by_id[sid].error == "cancelled: subtask t-1 of the same task failed"
+        assert by_id[sid].finished_at
+    assert _renew_stops(node, held[2:]) == [held[2].lease_id]           # the running one is stopped
+    assert complete(node, held[2:]).discarded == 1                      # and its late result dropped
+    assert [x.subtask_id for x in lease(node, 10)] == ["other-0"]       # nothing more of t is handed out
+    client.submit(specs("t", 7))                                        # a resubmit of t never runs either
+    assert client.summary("t").counts == {"completed": 1, "failed": 1, "cancelled": 5}
+    assert client.summary("other").counts == {"assigned": 1}
+
+
+def test_retryable_failures_stop_the_task_only_once_out_of_attempts(tmp_path: Path) -> None:
+    """A failure that may be the machine's (retryable) requeues the subtask and leaves its task
+    alone; when the attempts are used up (here by an expired lease) the task is stopped."""
+    server = start_server(tmp_path / "pool", lease_ttl_s=0.5)
+    try:
+        with NodePoolClient(server.address, TOKEN, max_retries=0) as c:
+            _, node = register(c, "w")
+            c.submit(specs("t", 3, max_attempts=2))
+            first = lease(node, 1)
+            complete(node, first, ok=False, error="worker crashed", retryable=True)
+            assert c.summary("t").counts == {"pending": 3}
+            again = lease(node, 1)
+            assert again[0].subtask_id == "t-0" and again[0].attempt == 2
+            # never renewed: the lease expires, attempts are used up -> t-0 failed, t-1 and t-2 cancelled
+            wait_until(lambda: c.summary("t").counts == {"failed": 1, "cancelled": 2}, 10, "the task to stop")
+            states = {s.subtask_id: s for s in c.status("t")}
+            assert "lease expired" in states["t-0"].error
+            assert states["t-2"].error == "cancelled: subtask t-0 of the same task failed"
+            assert lease(node, 10) == []
+    finally:
+        server.stop(0)

@@ -107,17 +107,20 @@ def test_worker_process_runs_work_and_reports_failures(pool: NodePoolServer, tmp
     try:
         with NodePoolClient(pool.address, TOKEN, max_retries=0) as c:
             specs = [SubtaskSpec(f"ok-{i}", "t", "noop", params=f"r{i}".encode()) for i in range(50)]
-            specs.append(SubtaskSpec("bad", "t", "fail", params=b'{"message": "no such column: carrier"}'))
-            specs.append(SubtaskSpec("slow", "t", "sleep", params=b'{"seconds": 5}', timeout_s=0.5))
+            # the failing ones in tasks of their own: a failure stops the rest of its task (fail fast)
+            specs.append(SubtaskSpec("bad", "t-bad", "fail", params=b'{"message": "no such column: carrier"}'))
+            specs.append(SubtaskSpec("slow", "t-slow", "sleep", params=b'{"seconds": 5}', timeout_s=0.5))
             c.submit(specs)
-            c.wait("t", timeout=60)
-            states = {s.subtask_id: s for s in c.status("t")}
+            for task in ("t", "t-bad", "t-slow"):
+                c.wait(task, timeout=60)
+            states = {s.subtask_id: s for task in ("t", "t-bad", "t-slow") for s in c.status(task)}
             assert all(states[f"ok-{i}"].state == "completed" for i in range(50))
             for i in (0, 49):
                 assert c.get_blob(states[f"ok-{i}"].result_blob) == f"r{i}".encode()
             assert states["bad"].state == "failed" and states["bad"].attempts == 1
             assert "RuntimeError: no such column: carrier" in states["bad"].error
             assert states["slow"].state == "failed" and "time limit of 0.5 s exceeded" in states["slow"].error
+            assert states["slow"].attempts == 1   # a time-out is not retried: it would time out again
             [node] = c.nodes()
             assert (node.name, node.slots, node.cores) == ("w1", 2, psutil.cpu_count())
             wait_until(lambda: c.node_history(node.node_id, since=0), 10, "heartbeats with metrics")

@@ -7,6 +7,16 @@ lease adds one), until ``max_attempts`` is used up — then it fails with the
 last error. Terminal states never change again (a cancelled subtask never
 runs again; a late result for it is discarded).
 
+Only a failure that may be the machine's (the worker's child crashed, its input
+could not be fetched, a lost or released lease) is retried. The operation's own
+error, a time-out and a memory overrun are ``FAIL``: final at once, because the
+same code on the same shard would do it again.
+
+Fail fast: a subtask that fails for good (``FAIL``, or out of attempts) fails
+its task, so the store cancels the task's other unfinished subtasks with a
+``CANCEL`` (error "cancelled: subtask <id> of the same task failed"), the path a
+user's cancel takes: their holders are told to stop, nothing more of it starts.
+
 Each applied transition is logged as ``subtask <id>: <from> -> <to> (<event>)``
 so "why is this subtask stuck" can be answered from the node pool's log.
 """

@@ -2,7 +2,8 @@
 
 Tables: ``nodes`` (registry + latest heartbeat), ``subtasks`` (the queue and
 every subtask's state), ``leases`` (who holds what until when, and how each
-lease ended), ``cancellations`` (task ids that must never run again),
+lease ended), ``cancellations`` (task ids that must never run again: cancelled,
+or failed — a subtask that fails for good stops the rest of its task),
 ``metrics`` (node history, downsampled as it ages) and ``client_tokens``.
 
 One connection per process, guarded by a lock: the pool is a single process,
@@ -520,7 +521,7 @@ class Store:
         found: dict[str, Any] = {}
         for chunk in _chunks(list(lease_ids)):
             rows = self._db.execute(
-                f"""SELECT l.lease_id, l.node_id, l.ended_at, s.subtask_id, s.state, s.attempts,
+                f"""SELECT l.lease_id, l.node_id, l.ended_at, s.subtask_id, s.task_id, s.state, s.attempts,
                            s.max_attempts, s.lease_id AS current_lease, s.error, s.started_at
                     FROM leases l JOIN subtasks s ON s.subtask_id = l.subtask_id
                     WHERE l.lease_id IN ({_marks(len(chunk))})""", chunk).fetchall()
@@ -564,6 +565,7 @@ class Store:
         is no longer current (cancelled, expired and re-leased) is discarded."""
         accepted = discarded = 0
         requeued = False
+        failed: dict[str, str] = {}   # task id -> its subtask that failed for good in this batch
         with self._lock, immediate(self._db) as c:
             rows = self._lease_rows([o.lease_id for o in outcomes])
             self._check_owner(rows, node_id)
@@ -590,11 +592,14 @@ class Store:
                 lease_updates.append((now, "completed" if o.ok else ("retry" if t.new == states.PENDING else "failed"),
                                       o.lease_id))
                 requeued |= t.new == states.PENDING
+                if t.new == states.FAILED:
+                    failed.setdefault(r["task_id"], r["subtask_id"])
                 accepted += 1
             c.executemany(
                 """UPDATE subtasks SET state=?, attempts=?, started_at=?, finished_at=?, error=?,
                        result_blob=?, lease_id=? WHERE subtask_id=?""", sub_updates)
             c.executemany("UPDATE leases SET ended_at=?, outcome=? WHERE lease_id=?", lease_updates)
+            self._fail_fast(c, failed, now)
         if requeued:
             self._notify_work()
         return accepted, discarded
@@ -602,6 +607,7 @@ class Store:
     def release(self, node_id: str, releases: Sequence[tuple[str, bool]], now: float) -> int:
         """The node gives leases back (shutting down); unstarted ones do not use up an attempt."""
         count = 0
+        failed: dict[str, str] = {}
         with self._lock, immediate(self._db) as c:
             rows = self._lease_rows([lid for lid, _ in releases])
             self._check_owner(rows, node_id)
@@ -613,7 +619,10 @@ class Store:
                 t = states.apply(r["subtask_id"], r["state"], event, r["attempts"], r["max_attempts"])
                 self._end_lease(c, r, t, now, "released",
                                 error=f"worker released the lease after {t.attempts} attempts")
+                if t.new == states.FAILED:
+                    failed.setdefault(r["task_id"], r["subtask_id"])
                 count += 1
+            self._fail_fast(c, failed, now)
         if count:
             self._notify_work()
         return count
@@ -632,7 +641,7 @@ class Store:
     def _open_lease_rows(c: Any, where: str, args: tuple[Any, ...]) -> list[Any]:
         """Open leases (``l``) matching ``where``, with their subtask (``s``) and node name."""
         return c.execute(
-            f"""SELECT l.lease_id, l.node_id, l.ended_at, s.subtask_id, s.state, s.attempts,
+            f"""SELECT l.lease_id, l.node_id, l.ended_at, s.subtask_id, s.task_id, s.state, s.attempts,
                        s.max_attempts, s.lease_id AS current_lease, s.error, s.started_at,
                        n.name AS node_name
                 FROM leases l JOIN subtasks s ON s.subtask_id = l.subtask_id
@@ -641,7 +650,9 @@ class Store:
 
     def _expire(self, c: Any, rows: Sequence[Any], now: float, reason: str | None = None) -> int:
         """End ``rows`` (open leases) as expired: requeue their subtasks, or fail them when out
-        of attempts. ``reason`` replaces the default "stopped renewing" message."""
+        of attempts (which stops the rest of their task: :meth:`_fail_fast`). ``reason`` replaces
+        the default "stopped renewing" message."""
+        failed: dict[str, str] = {}
         for r in rows:
             if not self._is_live(r):
                 c.execute("UPDATE leases SET ended_at=?, outcome='stale' WHERE lease_id=?", (now, r["lease_id"]))
@@ -652,6 +663,9 @@ class Store:
             if r["error"]:
                 error += f"; previous error: {r['error']}"
             self._end_lease(c, r, t, now, "expired", error)
+            if t.new == states.FAILED:
+                failed.setdefault(r["task_id"], r["subtask_id"])
+        self._fail_fast(c, failed, now)
         return len(rows)
 
     def expire_leases(self, now: float) -> int:
@@ -674,19 +688,38 @@ class Store:
     def cancel(self, task_id: str, now: float) -> int:
         """Cancel every unfinished subtask of ``task_id``, now and for any later submit."""
         with self._lock, immediate(self._db) as c:
-            c.execute("INSERT INTO cancellations (task_id, cancelled_at) VALUES (?,?) "
-                      "ON CONFLICT(task_id) DO NOTHING", (task_id, now))
-            rows = c.execute(
-                "SELECT subtask_id, state, attempts, max_attempts, lease_id FROM subtasks "
-                "WHERE task_id=? AND state IN ('pending','assigned','running')", (task_id,)).fetchall()
-            for r in rows:
-                states.apply(r["subtask_id"], r["state"], Event.CANCEL, r["attempts"], r["max_attempts"])
-            c.executemany("UPDATE subtasks SET state='cancelled', finished_at=? WHERE subtask_id=?",
-                          [(now, r["subtask_id"]) for r in rows])
-            c.executemany("UPDATE leases SET ended_at=?, outcome='cancelled' WHERE lease_id=? AND ended_at IS NULL",
-                          [(now, r["lease_id"]) for r in rows if r["lease_id"]])
-        log.info("task %s cancelled (%d subtasks stopped)", task_id, len(rows))
+            count = self._cancel_unfinished(c, task_id, now)
+        log.info("task %s cancelled (%d subtasks stopped)", task_id, count)
+        return count
+
+    @staticmethod
+    def _cancel_unfinished(c: Any, task_id: str, now: float, error: str | None = None) -> int:
+        """The cancel path, inside the caller's transaction: record the task as cancelled (a
+        later submit of it is cancelled too), cancel its pending/assigned/running subtasks
+        (``error``, if given, says why) and end their leases, so holders are told to stop at
+        their next renewal and a late result is discarded."""
+        c.execute("INSERT INTO cancellations (task_id, cancelled_at) VALUES (?,?) "
+                  "ON CONFLICT(task_id) DO NOTHING", (task_id, now))
+        rows = c.execute(
+            "SELECT subtask_id, state, attempts, max_attempts, lease_id FROM subtasks "
+            "WHERE task_id=? AND state IN ('pending','assigned','running')", (task_id,)).fetchall()
+        for r in rows:
+            states.apply(r["subtask_id"], r["state"], Event.CANCEL, r["attempts"], r["max_attempts"])
+        c.executemany("UPDATE subtasks SET state='cancelled', finished_at=?, error=COALESCE(?, error) "
+                      "WHERE subtask_id=?", [(now, error, r["subtask_id"]) for r in rows])
+        c.executemany("UPDATE leases SET ended_at=?, outcome='cancelled' WHERE lease_id=? AND ended_at IS NULL",
+                      [(now, r["lease_id"]) for r in rows if r["lease_id"]])
         return len(rows)
+
+    def _fail_fast(self, c: Any, failed: dict[str, str], now: float) -> None:
+        """A subtask that failed for good fails its task: stop the task's other subtasks
+        (``failed``: task id -> the subtask that failed) the way :meth:`cancel` does, so no
+        worker starts or keeps running work whose task can no longer complete."""
+        for task_id, subtask_id in failed.items():
+            stopped = self._cancel_unfinished(
+                c, task_id, now, error=f"cancelled: subtask {subtask_id} of the same task failed")
+            log.info("task %s failed (subtask %s failed for good): %d unfinished subtasks cancelled",
+                     task_id, subtask_id, stopped)
 
     def status(self, task_id: str) -> list[dict[str, Any]]:
         with self._lock:
