@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from hivemind_core.errors import PermissionDeniedError
+
 Role = Literal["admin", "analyst", "viewer"]
 ROLES: tuple[Role, ...] = ("admin", "analyst", "viewer")
 
@@ -30,6 +32,14 @@ class Principal:
     def can_see(self, owner: str) -> bool:
         """Users see their own things; admins see everyone's."""
         return self.is_admin or owner == self.username
+
+
+def require_task_user(who: Principal) -> Principal:
+    """``who``, if their role may use tasks (list, show, submit, ...); a viewer gets
+    PermissionDeniedError. The one check the REST API and the CLI share."""
+    if not who.can_submit:
+        raise PermissionDeniedError("Viewers cannot use tasks; ask an administrator for the analyst role.")
+    return who
 
 
 # The CLI runs with direct access to the data dir, which is admin power already.

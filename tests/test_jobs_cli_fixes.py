@@ -149,6 +149,23 @@ def test_list_limit_and_offset(subprocess_env, tmp_path):
         assert bad.returncode == 2 and words in bad.stderr, (args, bad.stderr)
 
 
+def test_list_and_other_task_commands_refuse_a_viewer_like_the_api(subprocess_env, tmp_path):
+    from hivemind_core import auth
+    from hivemind_core.principal import Principal
+
+    auth.create_first_admin("root", "long enough 1")
+    auth.create_user(Principal("root", "admin"), "victor", "long enough 1", "viewer")
+    with write_session(db.get_engine()) as s:
+        s.add(Task(id="vtask", owner="victor", name="n"))
+        s.commit()
+    for command in (["list"], ["status", "vtask"], ["cancel", "vtask"]):
+        proc = run_cli([*command, "--user", "victor"], subprocess_env, tmp_path, 60)
+        assert proc.returncode == 1, (command, proc.stdout, proc.stderr)
+        assert proc.stderr.strip() == ("error: Viewers cannot use tasks; ask an administrator for the analyst "
+                                       "role."), (command, proc.stderr)
+        assert "tasks)" not in proc.stdout
+
+
 def test_delete_removes_task_result_and_blobs(cli_pool, subprocess_env, tmp_path, flights_csv):
     from hivemind_core.client import NodePoolError
 

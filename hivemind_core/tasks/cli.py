@@ -41,7 +41,7 @@ from hivemind_core.fileutil import check_output_path
 from hivemind_core.jobs.inputs import open_job_input
 from hivemind_core.jobs.names import printable
 from hivemind_core.jobs.spec import parse_spec
-from hivemind_core.principal import LOCAL_ADMIN, Principal
+from hivemind_core.principal import LOCAL_ADMIN, Principal, require_task_user
 from hivemind_core.tasks import states
 from hivemind_core.tasks.models import Task
 from hivemind_core.tasks.output import save_result
@@ -72,6 +72,7 @@ def _cli(args: argparse.Namespace, command: str) -> str:
 
 
 def _principal(args: argparse.Namespace, settings: Settings) -> Principal:
+    """Who runs a task command: the local admin, or ``--user`` (a viewer is refused, as by the REST API)."""
     if not getattr(args, "user", None):
         return LOCAL_ADMIN
     from hivemind_core.auth.users import get_user, principal_of
@@ -79,7 +80,7 @@ def _principal(args: argparse.Namespace, settings: Settings) -> Principal:
     user = get_user(args.user, engine=get_engine(settings))
     if user is None:
         raise NotFoundError(f"no user {args.user!r}; create it in the app's admin page first")
-    return principal_of(user)
+    return require_task_user(principal_of(user))
 
 
 def _running_client(settings: Settings) -> NodePoolClient | None:
