@@ -201,3 +201,47 @@ def test_encoding_goes_into_the_spec_and_the_job_reads_with_it(tmp_path: Path) -
         pd.DataFrame({"city": ["Köln", "Zürich"], "n_sum": [2, 4]}))
     sim = build_spec(SpecForm(type="simulation", script=SIMULATION_TEMPLATE, encoding="cp1252"))
     assert "input" not in sim   # a simulation reads no file
+
+
+# ---- per-subtask limits (timeout_s, memory_mb, max_attempts) -------------------------------------
+
+def test_limits_left_unset_are_the_specs_defaults() -> None:
+    """A form that never touches the limits starts from (and sends) what a spec without them gets."""
+    from hivemind_core.jobs.spec import JobSpec
+    from hivemind_core.jobs.spec_builder import LIMIT_FIELDS, limit_defaults
+
+    plain = JobSpec()
+    assert limit_defaults() == {"timeout_s": plain.timeout_s, "memory_mb": plain.memory_mb,
+                                "max_attempts": plain.max_attempts}
+    spec = build_spec(SpecForm(name="x", mode="script", script="def process(df):\n    return df\n"))
+    assert not set(LIMIT_FIELDS) & set(spec)
+    spec = build_spec(SpecForm(name="x", mode="script", script="def process(df):\n    return df\n",
+                               **limit_defaults()))
+    parsed = parse_spec(spec)
+    assert (parsed.timeout_s, parsed.memory_mb, parsed.max_attempts) == (plain.timeout_s, plain.memory_mb,
+                                                                          plain.max_attempts)
+
+
+def test_limits_set_on_the_form_go_into_the_spec() -> None:
+    form = SpecForm(name="quick", group_by=["carrier"], aggregate={"distance": ["sum"]},
+                    timeout_s=7.5, memory_mb=4096, max_attempts=1)
+    spec = build_spec(form, TYPES)
+    assert (spec["timeout_s"], spec["memory_mb"], spec["max_attempts"]) == (7.5, 4096, 1)
+    parsed = parse_spec(spec)
+    assert (parsed.timeout_s, parsed.memory_mb, parsed.max_attempts) == (7.5, 4096, 1)
+
+
+@pytest.mark.parametrize(("limits", "field"), [
+    ({"timeout_s": 0.0}, "timeout_s"),
+    ({"timeout_s": -5.0}, "timeout_s"),
+    ({"timeout_s": 10.0 * 86400}, "timeout_s"),
+    ({"memory_mb": -1}, "memory_mb"),
+    ({"max_attempts": 0}, "max_attempts"),
+    ({"max_attempts": 1000}, "max_attempts"),
+])
+def test_out_of_range_limits_are_refused_by_the_spec_parser_at_their_field(limits: dict, field: str) -> None:
+    """The form repeats no range: the spec's own check names the field, so the page shows it there."""
+    spec = build_spec(SpecForm(name="x", group_by=["carrier"], aggregate={"distance": ["sum"]}, **limits), TYPES)
+    with pytest.raises(ValidationError) as caught:
+        parse_spec(spec)
+    assert caught.value.field == field and str(caught.value).startswith(f"{field}:")

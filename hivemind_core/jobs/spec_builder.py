@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from hivemind_core.errors import ValidationError
 from hivemind_core.jobs.encodings import text_encoding
+from hivemind_core.jobs.spec import JobSpec
 
 NO_VALUE_OPS = ("is_null", "not_null")
 LIST_OPS = ("in", "not_in")
@@ -42,6 +43,8 @@ ENCODING_CHOICES: dict[str, str | None] = {
 TEXT_FORMATS = ("csv", "tsv")   # the input formats that take an encoding (JSON is always UTF-8)
 DEFAULT_GRID = (("alpha", "0.1, 1, 10"),)   # the parameter the ML templates use
 DEFAULT_TRIALS = 100_000
+# The per-subtask limits a form may set (spec fields; their defaults and allowed ranges are the spec's own).
+LIMIT_FIELDS = ("timeout_s", "memory_mb", "max_attempts")
 SIMULATION_TEMPLATE = '''import numpy as np
 
 
@@ -102,6 +105,17 @@ class SpecForm:
     trials: int = DEFAULT_TRIALS
     # the dataset's text encoding (CSV/TSV); None: UTF-8
     encoding: str | None = None
+    # per-subtask limits (LIMIT_FIELDS); None: the spec's default (limit_defaults())
+    timeout_s: float | None = None
+    memory_mb: int | None = None
+    max_attempts: int | None = None
+
+
+def limit_defaults() -> dict[str, Any]:
+    """What a spec that leaves out ``timeout_s``, ``memory_mb`` and ``max_attempts`` gets (the form's
+    starting values); parse_spec checks the values a form sends, so the form repeats no range."""
+    defaults = JobSpec()
+    return {key: getattr(defaults, key) for key in LIMIT_FIELDS}
 
 
 def _scalar(text: str, type_name: str, path: str) -> Any:
@@ -312,6 +326,9 @@ def build_spec(form: SpecForm, types: Mapping[str, str] | None = None) -> dict[s
     }
     if form.shards:
         spec["split"] = {"shards": form.shards}
+    for key in LIMIT_FIELDS:
+        if getattr(form, key) is not None:
+            spec[key] = getattr(form, key)
     if form.encoding and form.type != "simulation":
         spec["input"] = {"encoding": form.encoding}
     if form.type == "machine_learning":
