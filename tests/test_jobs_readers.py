@@ -263,7 +263,13 @@ def test_json_array_of_objects_is_read_streaming(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("text,words", [
-    ('[{"a": 1}, {"a": 2}', "line 1: expected ',' or ']'"),
+    ('[{"a": 1}, {"a": 2} x', "line 1: expected ',' or ']'"),
+    # a file that ends inside the array says so, with where it ends (not what item was expected)
+    ('[{"a": 1}, {"a": 2}', "line 1: the JSON is incomplete: the file ends at column 20 before the array is closed"),
+    ("[", "line 1: the JSON is incomplete: the file ends at column 2 before the array is closed with ]"),
+    ("[\n", "line 2: the JSON is incomplete: the file ends at column 1"),
+    ('[{"a": 1},\n', "line 2: the JSON is incomplete"),
+    ('[{"a": 1},\n{"b": ', "line 2: the JSON is incomplete: the file ends at column 7"),
     ('[{"a": 1},\n 5]', "line 2: each item of the JSON array must be an object"),
     ('[{"a": 1}]\n[{"a": 2}]', "line 2: unexpected text after the closing ]"),
     ('[{"a": 1},\n{"a": 2,,}]', "line 2: not valid JSON"),

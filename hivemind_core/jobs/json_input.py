@@ -105,8 +105,18 @@ class _ArrayScanner:
             if not self.more():
                 return ""
 
+    def column(self) -> int:
+        return self.pos - self.buf.rfind("\n", 0, self.pos)
+
+    def incomplete(self) -> ValidationError:
+        """The file ended inside the array (``[`` or ``[{...},``): say so, not what was expected next."""
+        return _bad(self.line(), f"the JSON is incomplete: the file ends at column {self.column()} before the "
+                                 "array is closed with ]")
+
     def expect(self, chars: str, what: str) -> str:
         c = self.peek()
+        if c == "" and "[" not in chars:
+            raise self.incomplete()
         if c == "" or c not in chars:
             found = f"{c!r}" if c else "the end of the file"
             raise _bad(self.line(), f"expected {what}, found {found}")
@@ -115,6 +125,8 @@ class _ArrayScanner:
 
     def value(self) -> tuple[int, int, dict[str, Any]]:
         """(line, length in characters, object) of the next item."""
+        if self.peek() == "":
+            raise self.incomplete()
         if self.peek() != "{":
             raise _bad(self.line(), "each item of the JSON array must be an object such as {\"column\": value}")
         while True:
@@ -123,6 +135,9 @@ class _ArrayScanner:
             except json.JSONDecodeError as exc:
                 if self.more():
                     continue
+                if not self.buf[exc.pos:].strip():   # it broke off at the end of the file
+                    self.pos = len(self.buf)
+                    raise self.incomplete() from None
                 raise _bad(self.base_line + exc.lineno - 1, f"not valid JSON ({exc.msg})") from None
             number, length = self.line(), end - self.pos
             self.pos = end
