@@ -54,6 +54,9 @@ def _with_pipeline(**pipeline) -> dict:
     ({"version": 2, "pipeline": {"columns": ["a"]}}, "version", "version 1"),
     ({"priority": 12, "pipeline": {"columns": ["a"]}}, "priority", "between 0 and 9"),
     ({"priority": "high", "pipeline": {"columns": ["a"]}}, "priority", "whole number"),
+    # 0 is refused, so the message must not name a range that includes it
+    ({"timeout_s": 0, "pipeline": {"columns": ["a"]}}, "timeout_s", "greater than 0 and at most 86400"),
+    ({"timeout_s": 86401, "pipeline": {"columns": ["a"]}}, "timeout_s", "greater than 0 and at most 86400"),
     ({"split": {"shards": 0}, "pipeline": {"columns": ["a"]}}, "split.shards", "between 1"),
     ({"split": {"strategy": "random"}, "pipeline": {"columns": ["a"]}}, "split.strategy", "not one of"),
     ({"output": {"format": "xlsx"}, "pipeline": {"columns": ["a"]}}, "output.format", "not one of"),

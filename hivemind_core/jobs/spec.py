@@ -383,7 +383,7 @@ def parse_spec(raw: dict | str | bytes | JobSpec) -> JobSpec:
 
     timeout = obj.get("timeout_s", 600.0)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 86400:
-        raise _fail("timeout_s", "must be a number of seconds between 0 and 86400")
+        raise _fail("timeout_s", "must be a number of seconds greater than 0 and at most 86400 (24 h)")
     memory_mb = _int(obj.get("memory_mb", 0), "memory_mb", 0)
 
     grid_search, simulation = _type_fields(obj, job_type, SplitSpec(shards=shards, strategy=strategy))
