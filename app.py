@@ -16,12 +16,12 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 if get_script_run_ctx(suppress_warning=True) is None:
     # Imported as the server's ASGI app (or started with ``python app.py``).
-    from hivemind_core.api.routes import ROUTES
+    from hivemind_core.api.routes import MIDDLEWARE, ROUTES
     from hivemind_core.lifespan import lifespan
     from pages._ui import disable_pages_directory_discovery
 
     disable_pages_directory_discovery()
-    app = st.App(Path(__file__).resolve(), routes=ROUTES, lifespan=lifespan)
+    app = st.App(Path(__file__).resolve(), routes=ROUTES, middleware=MIDDLEWARE, lifespan=lifespan)
 
     if __name__ == "__main__":
         app.run()

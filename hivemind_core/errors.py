@@ -14,6 +14,11 @@ class NotFoundError(HiveMindError):
     """The thing asked for does not exist (or is not visible to the caller)."""
 
 
+class ConflictError(HiveMindError):
+    """The thing exists, but its state does not allow this now (a task without a result yet,
+    or a failed one, has nothing to download)."""
+
+
 class PermissionDeniedError(HiveMindError):
     """The caller may not do this."""
 

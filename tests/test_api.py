@@ -172,6 +172,42 @@ def test_wrong_method_is_json_405(base: str, tokens: dict[str, str], method: str
     assert r.headers["Allow"] == ", ".join(allowed)
 
 
+@pytest.mark.parametrize(("method", "path"), [("GET", "/api/tasks/..%2F..%2Fetc"), ("GET", "/api/tasks/%2e%2e"),
+                                              ("POST", "/api/tasks/..%5C..%5Cx/cancel"), ("GET", "/health/..%2F..")])
+def test_paths_streamlit_refuses_get_a_json_400(base: str, tokens: dict[str, str], method: str, path: str) -> None:
+    """Streamlit's path-security middleware answers these before any route, in plain text."""
+    r = requests.request(method, f"{base}{path}", headers=hdr(tokens["ann"]), timeout=30)
+    assert r.status_code == 400, r.text[:200]
+    assert r.headers["content-type"].startswith("application/json"), r.text[:200]
+    assert r.json()["status"] == 400 and "the path is refused" in r.json()["error"]
+    # the UI's own paths are not ours: Streamlit's answer stays as it was
+    r = requests.get(f"{base}/..%2F..%2Fetc", timeout=30)
+    assert r.status_code == 400 and "json" not in r.headers.get("content-type", ""), r.headers
+
+
+def test_malformed_multipart_is_400_saying_what_to_send(base: str, tokens: dict[str, str], flights_csv: Path) -> None:
+    ann = hdr(tokens["ann"])
+    before = requests.get(f"{base}/api/tasks", headers=ann, timeout=30).json()["total"]
+    what = "send one 'spec' part (JSON) and one 'data' file part"
+    for content_type, body in (("multipart/form-data; boundary=xyz", b"garbage"),
+                               ("multipart/form-data", b"garbage"),     # no boundary
+                               ("multipart/form-data; boundary=xyz",    # a part without a name
+                                b"--xyz\r\nContent-Disposition: form-data\r\n\r\nx\r\n--xyz--\r\n")):
+        r = requests.post(f"{base}/api/tasks", data=body, timeout=30,
+                          headers={**ann, "Content-Type": content_type})
+        assert r.status_code == 400, (content_type, body, r.text)
+        assert what in r.json()["error"] and r.json()["status"] == 400, r.text
+    data = flights_csv.read_bytes()
+    two_data_parts = [("data", ("a.csv", data, "text/csv")), ("data", ("b.csv", data, "text/csv"))]
+    for spec_part in (("spec.json", json.dumps(SPEC)),   # a file: 3 files in all
+                      (None, json.dumps(SPEC))):          # a field: 2 files, but both 'data'
+        parts = [("spec", spec_part), *two_data_parts]
+        r = requests.post(f"{base}/api/tasks", headers=ann, timeout=60, files=parts)
+        assert r.status_code == 400, r.text
+        assert what in r.json()["error"], r.text
+    assert requests.get(f"{base}/api/tasks", headers=ann, timeout=30).json()["total"] == before
+
+
 def test_submit_poll_download_equals_pandas(base: str, tokens: dict[str, str], flights_csv: Path) -> None:
     r = submit(base, tokens["ann"], SPEC, flights_csv)
     assert r.status_code == 201, r.text
@@ -199,6 +235,34 @@ def test_submit_poll_download_equals_pandas(base: str, tokens: dict[str, str], f
     assert task_id not in [t["id"] for t in requests.get(f"{base}/api/tasks", headers=bob, timeout=30).json()["tasks"]]
     # the admin sees it
     assert requests.get(f"{base}/api/tasks/{task_id}", headers=hdr(tokens["root"]), timeout=30).status_code == 200
+
+
+def test_result_of_a_task_without_one_is_409_not_404(base: str, tokens: dict[str, str], tmp_path: Path) -> None:
+    """404 means no such task (or someone else's); a task that has no result (yet) is a 409 with the reason."""
+    small = tmp_path / "small.csv"
+    small.write_text("a,b\n1,2\n3,4\n")
+    ann, bob = hdr(tokens["ann"]), hdr(tokens["bob"])
+    sleeper = submit(base, tokens["ann"], {"script": "import time\n\ndef process(df):\n    time.sleep(120)\n"
+                                                     "    return df\n", "split": {"shards": 1}}, small)
+    failing = submit(base, tokens["ann"], {"script": "def process(df):\n    return 1 / 0\n",
+                                           "split": {"shards": 1}, "max_attempts": 1}, small)
+    assert sleeper.status_code == failing.status_code == 201, (sleeper.text, failing.text)
+    sleeper_id, failing_id = sleeper.json()["task_id"], failing.json()["task_id"]
+    try:
+        r = requests.get(f"{base}/api/tasks/{sleeper_id}/result", headers=ann, timeout=30)
+        assert r.status_code == 409 and r.json()["status"] == 409, r.text
+        assert "has no result yet (status: " in r.json()["error"], r.text
+    finally:
+        assert requests.post(f"{base}/api/tasks/{sleeper_id}/cancel", headers=ann, timeout=30).status_code == 200
+    assert wait_final(base, tokens["ann"], failing_id)["status"] == "failed"
+    for task_id, words in ((sleeper_id, "was cancelled, so it has no result"),
+                           (failing_id, "failed, so it has no result: shard 0 failed")):
+        r = requests.get(f"{base}/api/tasks/{task_id}/result", headers=ann, timeout=30)
+        assert r.status_code == 409 and r.json()["status"] == 409, (task_id, r.text)
+        assert words in r.json()["error"], r.text
+        r = requests.get(f"{base}/api/tasks/{task_id}/result", headers=bob, timeout=30)
+        assert r.status_code == 404, (task_id, r.text)   # someone else's: as if it did not exist
+    assert requests.get(f"{base}/api/tasks/nope/result", headers=ann, timeout=30).status_code == 404
 
 
 def test_bad_spec_is_400_and_nothing_is_queued(base: str, tokens: dict[str, str], flights_csv: Path) -> None:

@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 
 from hivemind_core.auth import AuthenticationError, principal_for_token
 from hivemind_core.client import NodePoolUnavailable
-from hivemind_core.errors import HiveMindError, NotFoundError, PermissionDeniedError, ValidationError
+from hivemind_core.errors import ConflictError, HiveMindError, NotFoundError, PermissionDeniedError, ValidationError
 from hivemind_core.principal import Principal
 from hivemind_core.runtime import MasterRuntime, current_runtime
 
@@ -40,6 +40,8 @@ def _status_for(exc: HiveMindError) -> int:
         return 403
     if isinstance(exc, NotFoundError):
         return 404
+    if isinstance(exc, ConflictError):
+        return 409
     if isinstance(exc, PayloadTooLargeError):
         return 413
     if isinstance(exc, (ServiceUnavailableError, NodePoolUnavailable)):

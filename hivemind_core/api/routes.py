@@ -3,14 +3,17 @@
 Its last routes catch every other ``/api/...`` request (and other methods on
 ``/health``): without them the server answers those with the UI's HTML page and
 200. An unknown path is a JSON 404, a known path with the wrong method a JSON
-405 with ``Allow``."""
+405 with ``Allow``. ``MIDDLEWARE`` makes the answers no route gives (a path
+Streamlit refuses, an unexpected crash) JSON too."""
 
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from hivemind_core.api import health, nodes, system, tasks
 from hivemind_core.api.common import json_error
+from hivemind_core.api.json_errors import JsonErrorsMiddleware
 
 API_ROUTES = [
     Route("/health", health.health, methods=["GET"]),
@@ -47,3 +50,6 @@ ROUTES = [
     Route("/api", no_such_route, methods=EVERY_METHOD),
     Route("/api/{path:path}", no_such_route, methods=EVERY_METHOD),
 ]
+
+# outside Streamlit's own middleware: see json_errors
+MIDDLEWARE = [Middleware(JsonErrorsMiddleware)]

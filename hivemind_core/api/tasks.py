@@ -4,7 +4,8 @@ data), show, cancel, retry, delete, download the result — all through the one
 
 Permissions are the UI's: analysts and admins use tasks (analysts only their
 own; someone else's task is 404, as if it did not exist), viewers have no
-Tasks page and get 403 here.
+Tasks page and get 403 here. A task without a result (not finished, failed,
+cancelled) answers ``/result`` with 409.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from starlette.responses import FileResponse, JSONResponse, Response
 
 from hivemind_core.api.common import blocking, endpoint, int_param, jsonable, principal, runtime
 from hivemind_core.api.uploads import form_text, read_form
-from hivemind_core.errors import PermissionDeniedError, ValidationError
+from hivemind_core.errors import ConflictError, NotFoundError, ValidationError
 from hivemind_core.jobs.inputs import takes_data
 from hivemind_core.jobs.spec import JobSpec, parse_spec
-from hivemind_core.principal import Principal
+from hivemind_core.principal import Principal, require_task_user
+from hivemind_core.tasks import states
 from hivemind_core.tasks.output import download_name
 from hivemind_core.tasks.staging import stage_upload
 
@@ -31,10 +33,7 @@ MAX_PAGE = 500
 
 
 async def _task_user(request: Request) -> Principal:
-    who = await principal(request)
-    if not who.can_submit:
-        raise PermissionDeniedError("Viewers cannot use tasks; ask an administrator for the analyst role.")
-    return who
+    return require_task_user(await principal(request))
 
 
 TASK_FIELDS = ("id", "owner", "name", "type", "status", "priority", "progress", "created_at", "started_at",
@@ -139,10 +138,23 @@ async def delete_task(request: Request) -> Response:
     return Response(status_code=204)
 
 
+def _result_path(who: Principal, task_id: str) -> tuple[Any, Path]:
+    """(task, its result file). No such task (or someone else's): 404; a task that has no result
+    (not finished yet, failed, cancelled): 409, so a client can tell "wait" from "wrong id"."""
+    service = runtime().tasks
+    task = service.get(who, task_id)
+    try:
+        path = service.result_path(who, task_id)
+    except NotFoundError as exc:
+        if task.status != states.COMPLETED:
+            raise ConflictError(str(exc)) from None
+        raise
+    return task, path
+
+
 @endpoint
 async def task_result(request: Request) -> Response:
     who = await _task_user(request)
-    path: Path = await blocking(runtime().tasks.result_path, who, request.path_params["task_id"])
-    task = await blocking(runtime().tasks.get, who, request.path_params["task_id"])
+    task, path = await blocking(_result_path, who, request.path_params["task_id"])
     media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     return FileResponse(path, media_type=media_type, filename=download_name(task))

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+from contextlib import aclosing
 
 from starlette.datastructures import FormData, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 from starlette.types import Message, Receive
 
@@ -13,6 +15,7 @@ from hivemind_core.errors import ValidationError
 from hivemind_core.units import fmt_mib
 
 MULTIPART_OVERHEAD = 64 * 1024  # headers and the spec part on top of the data file
+WHAT_TO_SEND = "send one 'spec' part (JSON) and one 'data' file part (curl: -F spec=@spec.json -F data=@file.csv)"
 
 
 def _too_large(limit_mb: int) -> PayloadTooLargeError:
@@ -46,7 +49,19 @@ async def read_form(request: Request, limit_mb: int) -> FormData:
         raise ValidationError("Send the job as multipart/form-data with a 'spec' part and a 'data' file part.",
                               field="content-type")
     limited = Request(request.scope, _CountingReceive(request.receive, limit, limit_mb))
-    return await limited.form(max_files=2, max_fields=10)
+    # the parser itself, not Request.form(), which turns its errors into a plain-text HTTPException
+    try:
+        async with aclosing(limited.stream()) as stream:
+            form = await MultiPartParser(limited.headers, stream, max_files=2, max_fields=10).parse()
+    except MultiPartException as exc:   # garbage, no boundary, a third file, a nameless part, ...
+        raise ValidationError(f"The request is not a valid job upload ({exc.message.rstrip('.')}): {WHAT_TO_SEND}.",
+                              field="content-type") from None
+    repeated = sorted({name for name, _ in form.multi_items() if len(form.getlist(name)) > 1})
+    if repeated:
+        await form.close()
+        raise ValidationError(f"The request has more than one {' and '.join(map(repr, repeated))} part: "
+                              f"{WHAT_TO_SEND}.", field=repeated[0])
+    return form
 
 
 async def form_text(form: FormData, name: str) -> str:
