@@ -35,7 +35,7 @@ def _result(ctx: OperationContext) -> Path:
     return ctx.scratch_dir / "result.arrow"
 
 
-@register(PIPELINE_OP)
+@register(PIPELINE_OP, user_code=False)
 def pipeline_op(ctx: OperationContext) -> Path:
     params = ctx.json_params()
     out = run_pipeline(_shard_frame(ctx, params), parse_pipeline(params["pipeline"]), params["plan"])

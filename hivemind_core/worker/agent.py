@@ -290,7 +290,7 @@ class WorkerAgent:
         input_path = None
         try:
             if lease.input_blob:
-                input_path = self.link.get_blob(lease.input_blob, sandbox.input_dir / lease.input_blob)
+                input_path = self.link.get_blob(lease.input_blob, sandbox.inbox / lease.input_blob)
         except HiveMindError as exc:
             return pb.Outcome(lease_id=lease.lease_id, ok=False, retryable=True, started_at=held.started_at,
                               finished_at=time.time(), error=f"could not fetch input blob {lease.input_blob}: {exc}")

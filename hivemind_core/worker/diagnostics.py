@@ -7,13 +7,13 @@ import time
 from hivemind_core.worker.operations import OperationContext, register
 
 
-@register("noop")
+@register("noop", user_code=False)
 def noop(ctx: OperationContext) -> bytes:
     """Does nothing; returns the params so a test can see which subtask ran."""
     return ctx.params
 
 
-@register("sleep")
+@register("sleep", user_code=False)
 def sleep(ctx: OperationContext) -> bytes:
     """Sleeps ``{"seconds": s}`` (default 1), for lease, cancel and timeout tests."""
     seconds = float(ctx.json_params().get("seconds", 1.0))
@@ -21,13 +21,13 @@ def sleep(ctx: OperationContext) -> bytes:
     return ctx.params
 
 
-@register("fail")
+@register("fail", user_code=False)
 def fail(ctx: OperationContext) -> None:
     """Raises, with ``{"message": ...}`` as the error, for failure-path tests."""
     raise RuntimeError(ctx.json_params().get("message", "diagnostic failure"))
 
 
-@register("allocate")
+@register("allocate", user_code=False)
 def allocate(ctx: OperationContext) -> bytes:
     """Holds ``{"mb": n}`` MB of memory for a moment, for memory-limit tests."""
     size = int(ctx.json_params().get("mb", 64)) * 1024 * 1024
@@ -36,7 +36,7 @@ def allocate(ctx: OperationContext) -> bytes:
     return str(len(block)).encode()
 
 
-@register("sandbox_info")
+@register("sandbox_info", user_code=False)
 def sandbox_info(ctx: OperationContext) -> bytes:
     """What the sandbox looks like from inside (environment names, cwd, scratch
     dir, memory limit, Landlock confinement), for isolation tests. Reveals nothing

@@ -7,6 +7,12 @@ scratch dir, scrubbed environment), so it may use the scratch dir freely.
 
 Feature packages contribute operations by registering them in a module listed
 in :data:`OPERATION_MODULES`; :func:`get_operation` imports them on first use.
+
+An operation runs user code unless registered with ``user_code=False`` (ours
+only: the pipeline, diagnostics). The sandbox keeps one child warm across tasks
+for those; after user code it replaces the child before another task's subtask
+runs (:mod:`hivemind_core.worker.sandbox`). Forgetting the flag costs a restart,
+never a leak.
 """
 
 from __future__ import annotations
@@ -42,16 +48,20 @@ class OperationContext:
 
 Operation = Callable[[OperationContext], "Path | bytes | None"]
 _REGISTRY: dict[str, Operation] = {}
+_OWN: set[str] = set()   # registered with user_code=False
 _loaded = False
 
 
-def register(name: str) -> Callable[[Operation], Operation]:
-    """Decorator: make ``fn`` runnable by workers under ``name``."""
+def register(name: str, *, user_code: bool = True) -> Callable[[Operation], Operation]:
+    """Decorator: make ``fn`` runnable by workers under ``name``; ``user_code=False`` says it
+    runs only our own code (no script a user sent)."""
 
     def deco(fn: Operation) -> Operation:
         if name in _REGISTRY and _REGISTRY[name] is not fn:
             raise ValueError(f"operation {name!r} is registered twice")
         _REGISTRY[name] = fn
+        if not user_code:
+            _OWN.add(name)
         return fn
 
     return deco
@@ -78,3 +88,9 @@ def get_operation(name: str) -> Operation:
 def operation_names() -> list[str]:
     _load()
     return sorted(_REGISTRY)
+
+
+def own_operations() -> list[str]:
+    """The operations that run no user code (registered with ``user_code=False``)."""
+    _load()
+    return sorted(_OWN)

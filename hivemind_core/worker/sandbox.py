@@ -12,6 +12,23 @@ The child confines itself with Landlock before it loads any user code: it can
 read the interpreter and libraries, the subtask's input (:attr:`Sandbox.input_dir`)
 and read/write only its scratch dir (:attr:`Sandbox.scratch`); no TCP. On a
 kernel without Landlock it runs unconfined and the worker logs a WARNING once.
+
+The child is shared by the subtasks of different tasks and users, and user code
+can leave a thread or a background process behind. So once user code (any
+operation not registered with ``user_code=False``) has run in a child, that child
+belongs to the user code's task: before a subtask of another task runs, the slot
+is *recycled* — its whole process tree killed (the keeper, see
+:mod:`~hivemind_core.worker.sandbox_child`, is a child subreaper, so even a
+``setsid`` double-forked grandchild is still in its tree) and the scratch and
+input dirs replaced by new ones. Landlock rules hold on to the directories'
+inodes, not their paths: a process that somehow survived, confined to the old
+dirs, cannot reach the new ones at the same paths. After each user-code subtask
+the slot's process tree is also checked, and a child that left processes running
+is recycled at once (threads inside the child cannot be seen from outside
+cheaply: hence the recycle on a task change). Pipeline-only work never taints a
+child and keeps it warm across tasks. Inputs are fetched into :attr:`Sandbox.inbox`,
+out of the child's reach, and linked into the input dir only when their subtask
+runs, after any recycle.
 """
 
 from __future__ import annotations
@@ -34,7 +51,7 @@ from typing import Any
 
 import hivemind_core
 from hivemind_core.fileutil import private_dir
-from hivemind_core.worker.sandbox_child import HEADER, INLINE_LIMIT
+from hivemind_core.worker.sandbox_child import HEADER, INLINE_LIMIT, kill_descendants, live_descendants
 
 log = logging.getLogger(__name__)
 
@@ -119,18 +136,22 @@ class Sandbox:
         self._lock = threading.Lock()
         self.confined: bool | None = None   # known once the child has started
         self.confinement = ""               # what the child said about its confinement
+        self.child_pid: int | None = None   # the serving process (the keeper's child; pid is the keeper's)
+        self._own_ops: frozenset[str] = frozenset()  # operations that run no user code (the child said so)
+        self._owner: str | None = None      # the task whose user code ran in this child
 
     # ------------------------------------------------------------ child process
 
     def _start(self) -> subprocess.Popen:
-        # both must exist before the child starts: its Landlock rules are bound to them
+        # new dirs for each child, made before it starts: its Landlock rules are bound to them
         private_dir(self.root)
-        self.input_dir.mkdir(parents=True, exist_ok=True)
-        self.scratch.mkdir(parents=True, exist_ok=True)
+        self._remove_dirs()
+        self.input_dir.mkdir()
+        self.scratch.mkdir()
         proc = subprocess.Popen(
             [sys.executable, "-m", "hivemind_core.worker.sandbox_child", str(self.input_dir), str(self.scratch)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None,
-            cwd=self.root, env=scrubbed_env(self.root), close_fds=True,
+            cwd=self.root, env=scrubbed_env(self.root), close_fds=True, start_new_session=True,
         )
         try:
             reply = self._read(proc, START_TIMEOUT_S)
@@ -140,6 +161,10 @@ class Sandbox:
             self._kill(proc)
             raise RuntimeError(f"sandbox {self.name} failed to start (exit code {proc.poll()})")
         self.confined, self.confinement = reply.get("confined") is True, str(reply.get("confinement", ""))
+        # said before any user code ran in the child: trustworthy
+        self.child_pid = reply.get("pid") if isinstance(reply.get("pid"), int) else None
+        own = reply.get("own_operations")
+        self._own_ops = frozenset(op for op in own if isinstance(op, str)) if isinstance(own, list) else frozenset()
         log.debug("sandbox %s started (pid %d): %s", self.name, proc.pid, self.confinement)
         if not self.confined:
             _warn_unconfined(self.confinement)
@@ -181,8 +206,12 @@ class Sandbox:
         reply["data"] = data
         return reply
 
-    @staticmethod
-    def _kill(proc: subprocess.Popen) -> None:
+    def _kill(self, proc: subprocess.Popen) -> None:
+        """Kill the keeper's whole tree (the child and whatever it left behind), then the keeper."""
+        left = kill_descendants(proc.pid)
+        if left:
+            log.warning("sandbox %s: processes %s did not die on SIGKILL; their dirs are replaced anyway",
+                        self.name, left)
         try:
             proc.kill()
         except ProcessLookupError:
@@ -195,12 +224,33 @@ class Sandbox:
                 pass
 
     def _recycle(self) -> None:
+        """Kill the slot's processes and drop its scratch and input dirs (the next child gets new ones)."""
         if self._proc is not None:
             self._kill(self._proc)
             self._proc = None
+        self._owner = None
+        self.child_pid = None
+        self._remove_dirs()
+
+    def _remove_dirs(self) -> None:
+        """Remove the scratch and input dirs (and any an earlier removal could not finish).
+
+        Renamed away first, so a new dir can take the path even if the removal fails."""
+        for path in (self.scratch, self.input_dir):
+            if path.exists() or path.is_symlink():
+                os.replace(path, self.root / f".old-{uuid.uuid4().hex}")
+        for old in self.root.glob(".old-*"):
+            _remove_tree(old)
+
+    def leftovers(self) -> list[int]:
+        """Live processes of this slot other than the serving child: what user code left running."""
+        if self._proc is None:
+            return []
+        return [pid for pid in live_descendants(self._proc.pid) if pid != self.child_pid]
 
     @property
     def pid(self) -> int | None:
+        """The sandbox process the worker started (the keeper); a new one after each recycle."""
         return self._proc.pid if self._proc else None
 
     # ------------------------------------------------------------ running
@@ -212,8 +262,18 @@ class Sandbox:
 
     @property
     def input_dir(self) -> Path:
-        """Where a subtask's input goes for the child to read (the one place it may read it from)."""
+        """Where :meth:`run` links a subtask's input for the child to read (the one place it may
+        read it from); replaced on every recycle, so never put an input here yourself."""
         return self.root / "input"
+
+    @property
+    def inbox(self) -> Path:
+        """Where to fetch a subtask's input (created if missing): in the slot, out of the child's
+        reach, so a child still holding another task's leftovers never sees it."""
+        private_dir(self.root)
+        path = self.root / "inbox"
+        path.mkdir(exist_ok=True)
+        return path
 
     def cancel(self) -> None:
         """Stop the subtask running now (from another thread)."""
@@ -223,23 +283,37 @@ class Sandbox:
         """Run ``job``; the caller calls :meth:`clean` once it has used a file result."""
         with self._lock:
             self._cancel.clear()
-            self.scratch.mkdir(parents=True, exist_ok=True)
-            if self._proc is not None and select.select([self._proc.stdout.fileno()], [], [], 0)[0]:
+            if self._proc is not None and (self._proc.poll() is not None
+                                           or select.select([self._proc.stdout.fileno()], [], [], 0)[0]):
                 # output between jobs: the child died, or something in it wrote to our pipe
                 self._recycle()
-            if self._proc is None or self._proc.poll() is not None:
+            elif self._owner is not None and self._owner != job.task_id:
+                log.debug("sandbox %s: task %s's user code ran in this child; new child for task %s",
+                          self.name, self._owner, job.task_id)
+                self._recycle()
+            if self._proc is None:
                 self._proc = self._start()
+            self.scratch.mkdir(parents=True, exist_ok=True)
+            user_code = job.operation not in self._own_ops
             staged = self._stage_input(job.input_path)
             try:
-                return self._run(job, staged or job.input_path)
+                result = self._run(job, staged)
             finally:
                 if staged is not None:
                     staged.unlink(missing_ok=True)
+            if user_code and self._proc is not None:
+                self._owner = job.task_id
+                left = self.leftovers()
+                if left:
+                    log.warning("sandbox %s: the user code of subtask %s left %d processes running; "
+                                "replacing the sandbox", self.name, job.subtask_id, len(left))
+                    self._recycle()
+            return result
 
     def _stage_input(self, path: Path | None) -> Path | None:
-        """An input outside :attr:`input_dir` is out of the child's reach: link (or copy) it
-        in for the run; the path to remove afterwards, None if nothing was staged."""
-        if path is None or Path(path).parent == self.input_dir:
+        """Link (or copy) the input into :attr:`input_dir` for the run, the one place the child
+        may read it; the path to remove afterwards, None if there is no input."""
+        if path is None:
             return None
         staged = self.input_dir / f".staged-{uuid.uuid4().hex}-{Path(path).name}"
         try:
@@ -359,6 +433,7 @@ class Sandbox:
         """Kill the child now, even mid-run (shutdown after the drain time)."""
         proc = self._proc
         if proc is not None:
+            kill_descendants(proc.pid)
             try:
                 proc.kill()
             except ProcessLookupError:
@@ -371,6 +446,19 @@ def _warn_unconfined(confinement: str) -> None:
         _warned_unconfined = True
         log.warning("user code runs UNCONFINED on this worker (%s): scripts can read every file this "
                     "worker's OS user can, e.g. a co-located master's or node pool's data dir", confinement)
+
+
+def _remove_tree(path: Path) -> None:
+    """Remove ``path`` even if user code took the write bit off a dir in it."""
+
+    def retry(func, failed, exc_info) -> None:  # noqa: ANN001 - shutil.rmtree's onerror
+        try:
+            os.chmod(os.path.dirname(failed), 0o700)
+            func(failed)
+        except OSError:
+            pass
+
+    shutil.rmtree(path, onerror=retry)
 
 
 def _read_exact(fd: int, n: int, deadline: float) -> bytes | None:

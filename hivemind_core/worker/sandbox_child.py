@@ -18,6 +18,18 @@ the subtask's input, write only the scratch dir, and cannot reach the master's
 or the node pool's data, nor open TCP connections. Its "ready" frame says
 whether that worked, so the worker can warn when the kernel has no Landlock.
 
+Two processes, so that nothing user code starts can get away: the one the worker
+starts is the **keeper** (:func:`keep`). It makes itself a child subreaper
+(``PR_SET_CHILD_SUBREAPER``), forks the process that confines itself and serves
+jobs, and then only reaps. Whatever user code leaves behind — a background
+process, one that called ``setsid`` and double-forked — stays a descendant of the
+keeper: an orphan is re-parented to its nearest subreaper ancestor, not to init.
+So the keeper's process tree is exactly the slot's processes, found by walking
+``/proc`` (:func:`live_descendants`) with no tag user code could drop, and
+killed as a whole (:func:`kill_descendants`) by the worker on a recycle or by the
+keeper when the serving process ends. The keeper is not confined, runs no user
+code and, on Landlock ABI >= 6, cannot be signalled from inside the sandbox.
+
 Usage: ``python -m hivemind_core.worker.sandbox_child INPUT_DIR SCRATCH_DIR``.
 """
 
@@ -27,8 +39,10 @@ import json
 import os
 import pickle
 import resource
+import signal
 import struct
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -171,27 +185,128 @@ def confine_child(input_dir: Path, scratch_dir: Path) -> tuple[bool, str]:
     return True, description
 
 
+PR_SET_CHILD_SUBREAPER = 36
+KILL_TIMEOUT_S = 10.0
+
+
+def live_descendants(root: int) -> list[int]:
+    """Every live (not zombie) process below ``root``, however deep; [] if ``root`` is gone."""
+    import psutil
+
+    try:
+        children = psutil.Process(root).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    live = []
+    for child in children:
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE:
+                live.append(child.pid)
+        except psutil.NoSuchProcess:
+            pass
+    return live
+
+
+def kill_descendants(root: int, timeout_s: float = KILL_TIMEOUT_S) -> list[int]:
+    """SIGKILL every process below ``root`` until none is left alive (a process forked while
+    we were at it is found on the next pass); the pids still alive after ``timeout_s``."""
+    import psutil
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            children = psutil.Process(root).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+        live = []
+        for child in children:
+            try:
+                if child.status() != psutil.STATUS_ZOMBIE:
+                    child.kill()  # psutil checks it is still the process it listed (no reused pid)
+                    live.append(child.pid)
+            except psutil.NoSuchProcess:
+                pass
+        if not live or time.monotonic() > deadline:
+            return live
+        time.sleep(0.005)
+
+
+def keep(child: int) -> int:
+    """The keeper's life: reap whatever is re-parented to us until the serving process ``child``
+    ends, then kill all it left behind and end the same way it did. SIGTERM (also what the
+    keeper gets when the worker dies) kills the whole tree at once."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)  # the worker must see EOF on its pipe once the serving process is gone
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    import psutil  # noqa: F401 - loaded now, so that SIGTERM kills the tree at once
+
+    def stop(signum: int, frame: object) -> None:
+        kill_descendants(os.getpid())
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    code = 0
+    while True:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        if pid == child:
+            code = os.waitstatus_to_exitcode(status)
+            kill_descendants(os.getpid())
+    if code < 0:  # end like the serving process did, so the worker can say so
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    return code
+
+
+def _set_subreaper() -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, ctypes.c_ulong(1), ctypes.c_ulong(0), ctypes.c_ulong(0),
+                  ctypes.c_ulong(0)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(err)}")
+
+
 def main() -> int:
     from hivemind_core.procwatch import set_parent_death_signal
 
-    set_parent_death_signal()
+    set_parent_death_signal(signal.SIGTERM)   # the keeper: kill the tree when the worker dies
     expected_parent = int(os.environ.get("HIVEMIND_SANDBOX_PARENT", "0"))
     if expected_parent and os.getppid() != expected_parent:
         return 0  # the worker died before we could ask to die with it
     if len(sys.argv) != 3:
         print("usage: python -m hivemind_core.worker.sandbox_child INPUT_DIR SCRATCH_DIR", file=sys.stderr)
         return 2
+    _set_subreaper()
+    keeper = os.getpid()
+    child = os.fork()
+    if child:
+        return keep(child)
+    set_parent_death_signal()
+    if os.getppid() != keeper:
+        return 0
+    return serve()
+
+
+def serve() -> int:
+    """The serving process: confine, say ready, run jobs until the worker closes the pipe."""
     # first, while this is the only thread and nothing but the interpreter is loaded
     confined, confinement = confine_child(Path(sys.argv[1]), Path(sys.argv[2]))
 
-    from hivemind_core.worker.operations import operation_names
+    from hivemind_core.worker.operations import operation_names, own_operations
+
     proto_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # operations' prints go to stderr, never into the protocol
     sys.stdout = sys.stderr
     proto_in = sys.stdin.buffer
     operation_names()  # import every operation module now, once
     baseline = address_space_bytes()
-    write_reply(proto_out, "ready", pid=os.getpid(), confined=confined, confinement=confinement)
+    write_reply(proto_out, "ready", pid=os.getpid(), confined=confined, confinement=confinement,
+                own_operations=own_operations())
     while (job := read_frame(proto_in)) is not None:
         reply = _run(job, baseline)
         if reply[0] == "ok":
