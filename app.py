@@ -46,9 +46,10 @@ else:
             st.navigation([st.Page(ui.PAGES_DIR / "login.py", title="Log in", url_path="login")],
                           position="hidden").run()
             return
-        pages = [
-            st.Page(ui.PAGES_DIR / page.file, title=page.title, icon=page.icon, default=(i == 0))
-            for i, page in enumerate(ui.allowed_pages(who))
+        pages = [  # other roles' pages too, hidden: their URL then says why it does not open (require_page)
+            st.Page(ui.PAGES_DIR / page.file, title=page.title, icon=page.icon, default=(i == 0),
+                    visibility="visible" if shown else "hidden")
+            for i, (page, shown) in enumerate(ui.navigation_pages(who))
         ]
         st.navigation(pages).run()
 

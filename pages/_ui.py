@@ -19,7 +19,7 @@ from hivemind_core import auth
 from hivemind_core.config import get_settings
 from hivemind_core.errors import HiveMindError, ValidationError
 from hivemind_core.jobs.names import one_line
-from hivemind_core.principal import Principal
+from hivemind_core.principal import ROLES, Principal
 from hivemind_core.runtime import MasterRuntime, get_runtime
 from hivemind_core.secrets_store import cookie_key
 from hivemind_core.units import fmt_bytes  # noqa: F401 - the pages' size formatter (one for the UI, API and CLI)
@@ -55,8 +55,8 @@ PAGES: dict[str, PageDef] = {
     )
 }
 
-# Which pages each role gets; a page not listed for a role is not registered
-# in its navigation, so its URL does not open either.
+# Which pages each role gets; a page not listed for a role is not in its menu,
+# and its URL shows why it does not open (see navigation_pages, require_page).
 ROLE_PAGES: dict[str, tuple[str, ...]] = {
     "admin": ("dashboard", "upload", "tasks", "nodes", "vpn", "admin", "account"),
     "analyst": ("dashboard", "upload", "tasks", "nodes", "vpn", "account"),
@@ -67,6 +67,13 @@ ROLE_PAGES: dict[str, tuple[str, ...]] = {
 def allowed_pages(principal: Principal) -> list[PageDef]:
     """The pages ``principal`` may open, in menu order."""
     return [PAGES[key] for key in ROLE_PAGES.get(principal.role, ())]
+
+
+def navigation_pages(principal: Principal) -> list[tuple[PageDef, bool]]:
+    """Every page, each with whether ``principal`` may open it: theirs first, in menu order, then
+    the others (registered hidden, so opening one by URL shows :func:`refusal`, not "Page not found")."""
+    allowed = allowed_pages(principal)
+    return [(page, True) for page in allowed] + [(page, False) for page in PAGES.values() if page not in allowed]
 
 
 def disable_pages_directory_discovery() -> None:
@@ -215,20 +222,37 @@ def current_principal() -> Principal | None:
     return auth.session_principal(*session)
 
 
+def role_needed(key: str) -> str:
+    """The least role that has page ``key`` (roles from least to most)."""
+    return next((role for role in reversed(ROLES) if key in ROLE_PAGES.get(role, ())), "admin")
+
+
+def refusal(who: Principal, key: str) -> str:
+    """What a user is told who opens (by URL) a page outside their role."""
+    return (f"Your role ({who.role}) cannot open this page; ask an administrator for the "
+            f"{role_needed(key)} role.")
+
+
 def require_page(key: str) -> Principal:
     """Called first by every page: the current principal, or stop if this page is not theirs.
 
-    Navigation only registers a role's own pages; this second check covers any
-    other way a page script might be started.
+    Navigation registers a role's other pages hidden (out of the menu), so their URL
+    lands here and this says why the page does not open; it also covers any other
+    way a page script might be started.
     """
     who = current_principal()
     if who is None:
         st.warning("Please log in.")
         st.stop()
     if key not in ROLE_PAGES.get(who.role, ()):
-        st.error("You do not have access to this page.")
+        st.error(refusal(who, key))
         st.stop()
     return who
+
+
+def plural(n: int, word: str) -> str:
+    """``1 peer``, ``2 peers``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 # ---- services and display helpers --------------------------------------------------------------

@@ -18,19 +18,25 @@ from hivemind_core.monitoring.nodestats import (HISTORY_WINDOWS, ClusterTotals, 
 from pages import _ui as ui
 
 NO_METRICS = "No metrics in this window yet."
+# the node table's columns, in order, with their headers (node_rows' keys are snake_case)
+COLUMN_LABELS = {
+    "name": "Name", "address": "Address", "status": "Status", "cores": "Cores", "memory": "Memory",
+    "running": "Running", "slots": "Slots",
+    "cpu_percent": st.column_config.NumberColumn("CPU", format="%.1f%%", help="CPU use of the host"),
+    "memory_percent": st.column_config.NumberColumn("Memory used", format="%.1f%%", help="memory use of the host"),
+    "sandbox": st.column_config.TextColumn("Sandbox", help="whether user code runs confined (Landlock)"),
+    "last heartbeat": "Last heartbeat",
+}
 
 who = ui.require_page("nodes")
 st.title("Nodes")
 window = st.radio("History window", list(HISTORY_WINDOWS), horizontal=True, key="nodes_window")
 
 
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
 def capacity(totals: ClusterTotals) -> str:
     """E.g. "3 workers on 1 host, 2 cores, 23.4 GB" — cores and memory once per host."""
-    text = (f"{plural(totals.live, 'worker')} on {plural(totals.hosts, 'host')}, {plural(totals.cores, 'core')}, "
+    text = (f"{ui.plural(totals.live, 'worker')} on {ui.plural(totals.hosts, 'host')}, "
+            f"{ui.plural(totals.cores, 'core')}, "
             f"{ui.fmt_bytes(totals.memory_mb * 1024 * 1024)}")
     return text + (f"; {totals.offline} offline" if totals.offline else "")
 
@@ -86,9 +92,8 @@ def live() -> None:
           "memory": ui.fmt_bytes(r["memory_mb"] * 1024 * 1024),
           "last heartbeat": f"{r['last_heartbeat_s_ago']:.0f} s ago" if r["last_heartbeat_s_ago"] is not None
           else "never"} for r in rows],
-        column_order=("name", "address", "status", "cores", "memory", "running", "slots", "cpu_percent",
-                      "memory_percent", "sandbox", "last heartbeat"),
-        hide_index=True, width="stretch",
+        column_order=tuple(COLUMN_LABELS),
+        column_config=COLUMN_LABELS, hide_index=True, width="stretch",
     )
     names = {r["node_id"]: f"{r['name']} ({r['address']})" for r in rows}
     node_id = st.selectbox("Node", list(names), format_func=names.get, key="nodes_selected")

@@ -9,6 +9,7 @@ import streamlit as st
 from hivemind_core.errors import HiveMindError
 from hivemind_core.principal import Principal
 from hivemind_core.vpn import service
+from hivemind_core.vpn.names import template_file_name
 from hivemind_core.vpn.qr import qr_png
 from hivemind_core.vpn.status import VpnStatus
 from pages import _ui as ui
@@ -34,8 +35,8 @@ def _peer_table(peers: list[service.PeerView], status: VpnStatus) -> None:
     st.dataframe(rows, hide_index=True, width="stretch")
 
 
-def _show_config(text: str, file_name: str, complete: bool, key: str) -> None:
-    st.download_button(f"Download {file_name}", text, file_name=file_name, mime="text/plain",
+def _show_config(text: str, file_name: str, complete: bool, key: str, label: str | None = None) -> None:
+    st.download_button(label or f"Download {file_name}", text, file_name=file_name, mime="text/plain",
                        key=f"dl_{key}", icon=":material/download:")
     if complete:
         st.image(qr_png(text), caption="Scan with the WireGuard app (Android, iOS)", width=320)
@@ -100,11 +101,16 @@ def _peer_actions(who: Principal, peers: list[service.PeerView]) -> None:
     with ui.user_errors():
         text, file_name = service.client_config(who, peer.id)
         complete = peer.private_key_kept
-        if not complete:
-            st.caption("The private key is not stored on the server (shown once at creation"
-                       f"{'' if not peer.byok else ', or never: it is your own key'}); "
-                       "the download has a marked placeholder for it.")
-        _show_config(text, file_name, complete, f"peer_{peer.id}")
+        label = None
+        if not complete:   # not the config shown once at creation: say so in its label and file name
+            label, template = "Download the config without the private key", template_file_name(file_name)
+            st.caption(f"The private key is not stored on the server (shown once at creation"
+                       f"{'' if not peer.byok else ', or never: it is your own key'}), so this download "
+                       f"({ui.plain(template)}) is a template with a marked placeholder for it: put the "
+                       f"key in and save it as {ui.plain(file_name)} before importing it (the file name "
+                       "names the tunnel).")
+            file_name = template
+        _show_config(text, file_name, complete, f"peer_{peer.id}", label)
     cols = st.columns(3)
     with cols[0]:
         new_name = st.text_input("New name", value=peer.name, key=f"vpn_rename_{peer.id}")
@@ -154,9 +160,10 @@ def _server_settings(who: Principal) -> None:
                 errors.show(exc)
             else:
                 st.success("Saved. Peers' client configs change with these settings: they download them again.")
+                view = service.get_server_settings(who)   # the summary below shows what was saved
     st.caption(f"Server address {view.server_address}"
                + (f" and {view.server_address_v6}" if view.server_address_v6 else "")
-               + f" · room for {view.capacity} peers, {view.peers_active} active · "
+               + f" · room for {ui.plural(view.capacity, 'peer')}, {view.peers_active} active · "
                f"server public key `{view.server_public_key}`")
 
     st.subheader("Server config")
@@ -179,7 +186,9 @@ def render(who: Principal) -> None:
     if peers:
         _peer_table(peers, status)
         if not status.available:
-            st.info(f"Live status (handshakes, transfer) is unavailable because {status.reason}.")
+            st.info(status.summary)
+            if who.is_admin:
+                st.caption(f"Details: {status.reason}")
         _peer_actions(who, peers)
     else:
         st.info("No peers yet — add one below.")

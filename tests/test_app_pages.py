@@ -292,9 +292,16 @@ def test_each_role_gets_exactly_its_pages(who: Principal, rt: MasterRuntime, tas
         if key in ROLE_TITLES[who.role]:
             open_page(at, key)
             assert ROLE_TITLES[who.role][key] in [t.value for t in at.title], (key, texts(at))
-        else:  # not registered for this role, so no URL opens it
-            with pytest.raises(ValueError, match="Could not find a navigation page"):
-                at.switch_page(f"pages/{key}.py")
+        else:  # not in this role's menu; its URL says why it does not open (not "Page not found")
+            open_page(at, key)
+            needed = "admin" if key == "admin" else "analyst"
+            assert [e.value for e in at.error] == [f"Your role ({who.role}) cannot open this page; ask an "
+                                                   f"administrator for the {needed} role."], (key, texts(at))
+            assert not at.title and not at.dataframe and not at.get("download_button"), key
+    from pages._ui import navigation_pages   # what app.py registers: the role's pages visible, the rest hidden
+
+    shown = [page.key for page, visible in navigation_pages(who) if visible]
+    assert shown == list(ROLE_TITLES[who.role]) and len(navigation_pages(who)) == len(ALL_PAGES)
 
 
 def test_dashboard_shows_health_host_and_counts(rt: MasterRuntime, tasks: dict[str, str]) -> None:
@@ -355,6 +362,10 @@ def test_nodes_page_lists_the_worker_with_history(rt: MasterRuntime, users: None
     at = open_page(login(VIC.username), "nodes")
     table = at.dataframe[0].value
     assert list(table["status"]) in (["online"], ["busy"]) and table["cores"].iloc[0] >= 1
+    headers = {name: config.get("label") for name, config in json.loads(at.dataframe[0].proto.columns).items()}
+    assert headers["cpu_percent"] == "CPU" and headers["memory_percent"] == "Memory used"
+    shown = [headers.get(name) or name for name in at.dataframe[0].proto.column_order]
+    assert shown[:3] == ["Name", "Address", "Status"] and not [h for h in shown if "_" in h], shown
     assert {m.label: m.value for m in at.metric}["Nodes"] == "1"
     assert "1 worker on 1 host, " in texts(at)
     deadline = time.monotonic() + 30  # the worker's first heartbeats make the history
@@ -592,7 +603,9 @@ def test_page_scripts_check_access_themselves(key: str, users: None) -> None:
     assert not at.title
     if key not in ROLE_TITLES["viewer"]:
         logged_in(at, VIC.username).run()
-        assert [e.value for e in at.error] == ["You do not have access to this page."] and not at.title
+        assert [e.value for e in at.error] == [f"Your role (viewer) cannot open this page; ask an administrator "
+                                               f"for the {'admin' if key == 'admin' else 'analyst'} role."]
+        assert not at.title
 
 
 # ---- these two change the module's cluster: keep them last ----------------------------------------

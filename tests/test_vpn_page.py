@@ -171,5 +171,68 @@ def test_analyst_sees_only_own_peers_and_no_server_parts(users: None, media, rep
 
 def test_viewer_cannot_open_the_page(users: None, repo_root: Path) -> None:
     at = page("vera", repo_root)
-    assert any("do not have access" in e.value for e in at.error)
+    assert [e.value for e in at.error] == ["Your role (viewer) cannot open this page; ask an administrator for the "
+                                           "analyst role."]
     assert not at.get("download_button") and not at.button
+
+
+def all_texts(at: AppTest) -> list[str]:
+    return [str(e.value) for kind in ("markdown", "caption", "info", "error", "warning", "success")
+            for e in getattr(at, kind)]
+
+
+def test_settings_summary_mtu_and_downloads_say_what_they_are(users: None, media, repo_root: Path) -> None:  # noqa: ANN001
+    at = page("root", repo_root)
+    assert not at.exception
+    # the summary under the form follows a save at once, with the right plural
+    at.text_input(key="vpn_set_endpoint").set_value("vpn.example.org")
+    at.text_input(key="vpn_set_subnet").set_value("10.9.0.0/30")
+    at.button(key="FormSubmitter:vpn_settings-Save settings").click().run()
+    assert not at.exception and at.success, [e.value for e in at.error]
+    summary = next(t for t in all_texts(at) if t.startswith("Server address"))
+    assert summary.startswith("Server address 10.9.0.1 · room for 1 peer, 0 active"), summary
+
+    # the MTU field says 0 = automatic, and so does its error
+    assert at.number_input(key="vpn_set_mtu").label == "MTU (0 = automatic)"
+    at.number_input(key="vpn_set_mtu").set_value(10)
+    at.button(key="FormSubmitter:vpn_settings-Save settings").click().run()
+    (error,) = [e.value for e in at.error]
+    assert "got 10; use 0 for WireGuard's automatic choice" in error and "empty" not in error
+
+    # the peer list's download without the private key is not named like the one-time config
+    at.number_input(key="vpn_set_mtu").set_value(0)
+    at.text_input(key="vpn_set_subnet").set_value("10.9.0.0/24")
+    at.button(key="FormSubmitter:vpn_settings-Save settings").click().run()
+    at.text_input(key="vpn_add_name").set_value("alice-laptop")
+    at.text_input(key="vpn_add_owner").set_value("alice")
+    at.button(key="vpn_add").click().run()
+    assert not at.error, [e.value for e in at.error]
+    peer = service.find_peer(ADMIN, "alice-laptop")
+    buttons = {b.key: b for b in at.get("download_button")}
+    once, again = buttons["dl_new"], buttons[f"dl_peer_{peer.id}"]
+    assert once.proto.label == "Download alice-laptop.conf"
+    assert again.proto.label == "Download the config without the private key"
+    store = _Recorder.instances[-1]
+    file_of = {key: store.get_file(b.proto.url.rsplit("/", 1)[-1]) for key, b in (("once", once), ("again", again))}
+    assert file_of["once"].filename == "alice-laptop.conf" and file_of["again"].filename == "alice-laptop-template.conf"
+    assert "REPLACE_WITH_YOUR_PRIVATE_KEY" in file_of["again"].content.decode()
+    assert any("alice-laptop-template.conf" in t and "save it as alice-laptop.conf" in t for t in all_texts(at))
+
+
+def test_live_status_is_worded_for_people_and_the_detail_is_for_admins(users: None, repo_root: Path) -> None:
+    import shutil
+
+    service.update_server_settings(ADMIN, endpoint="vpn.example.org")
+    service.add_peer(Principal("alice", "analyst"), "alice laptop")
+    status = service.peer_status(ADMIN)
+    if status.available:
+        pytest.skip("a WireGuard interface wg0 is up on this machine")
+    if shutil.which("wg"):   # installed (scripts/test.sh), and the test machine has no wg0
+        assert status.summary == ("Live status (handshakes, transfer) is unavailable: the WireGuard interface wg0 "
+                                  "is not up on this server.")
+    analyst = page("alice", repo_root)
+    assert status.summary in [i.value for i in analyst.info]
+    assert not [t for t in all_texts(analyst) if "wg show" in t or "failed" in t]
+    admin = page("root", repo_root)
+    assert status.summary in [i.value for i in admin.info]
+    assert f"Details: {status.reason}" in [c.value for c in admin.caption]

@@ -67,3 +67,9 @@ def tunnel_name(name: str) -> str:
 def config_file_name(name: str) -> str:
     """The download file name for a peer's config: ``<tunnel name>.conf``."""
     return f"{tunnel_name(name)}.conf"
+
+
+def template_file_name(file_name: str) -> str:
+    """The download name of a peer's config without its private key (a template to fill in),
+    so it is never mistaken for, or saved over, the complete ``NAME.conf`` shown at creation."""
+    return f"{file_name.removesuffix('.conf')}-template.conf"

@@ -32,20 +32,33 @@ class PeerStatus:
 class VpnStatus:
     interface: str
     available: bool
-    reason: str = ""  # why not available
+    reason: str = ""   # why not available, technically (the failing command and its message): for admins
     peers: dict[str, PeerStatus] = field(default_factory=dict)
+    summary: str = ""  # why not available, in words for everyone ("Live status is unavailable: ...")
 
 
-def _explain(stderr: str, interface: str) -> str:
+UNAVAILABLE = "Live status (handshakes, transfer) is unavailable"
+
+
+class _WgFailed(RuntimeError):
+    def __init__(self, reason: str, summary: str) -> None:
+        super().__init__(reason)
+        self.summary = summary
+
+
+def _explain(stderr: str, interface: str) -> _WgFailed:
     text = stderr.strip().splitlines()[-1] if stderr.strip() else "no output"
     low = text.lower()
     if "operation not permitted" in low or "permission denied" in low:
         hint = "reading WireGuard status needs root or CAP_NET_ADMIN"
+        summary = f"{UNAVAILABLE}: this server is not allowed to read the WireGuard interface {interface}."
     elif "no such device" in low or "protocol not supported" in low or "does not exist" in low:
         hint = f"there is no WireGuard interface {interface} on this machine (the server runs elsewhere or is down)"
+        summary = f"{UNAVAILABLE}: the WireGuard interface {interface} is not up on this server."
     else:
         hint = "see the message"
-    return f"`wg show {interface}` failed: {text} — {hint}"
+        summary = f"{UNAVAILABLE}: reading the WireGuard interface {interface} failed."
+    return _WgFailed(f"`wg show {interface}` failed: {text} — {hint}", summary)
 
 
 def _run(wg: str, interface: str, what: str) -> str:
@@ -54,7 +67,7 @@ def _run(wg: str, interface: str, what: str) -> str:
         env={**os.environ, "LC_ALL": "C"}, check=False,
     )
     if result.returncode != 0:
-        raise RuntimeError(_explain(result.stderr, interface))
+        raise _explain(result.stderr, interface)
     return result.stdout
 
 
@@ -63,14 +76,16 @@ def read_status(interface: str = DEFAULT_INTERFACE, wg: str | None = None) -> Vp
     wg_path = wg or shutil.which("wg")
     if not wg_path:
         return VpnStatus(interface, False, "the `wg` command is not installed on this machine "
-                                           "(Debian/Ubuntu: apt install wireguard-tools)")
+                                           "(Debian/Ubuntu: apt install wireguard-tools)",
+                         summary=f"{UNAVAILABLE}: the WireGuard tools are not installed on this server.")
     try:
         handshakes = _run(wg_path, interface, "latest-handshakes")
         transfer = _run(wg_path, interface, "transfer")
-    except RuntimeError as exc:
-        return VpnStatus(interface, False, str(exc))
+    except _WgFailed as exc:
+        return VpnStatus(interface, False, str(exc), summary=exc.summary)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return VpnStatus(interface, False, f"`wg show {interface}` could not run: {exc}")
+        return VpnStatus(interface, False, f"`wg show {interface}` could not run: {exc}",
+                         summary=f"{UNAVAILABLE}: reading the WireGuard interface {interface} failed.")
     peers: dict[str, PeerStatus] = {}
     for line in handshakes.splitlines():
         key, _, stamp = line.partition("\t")

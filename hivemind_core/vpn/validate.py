@@ -77,7 +77,7 @@ def mtu(value: int | str | None, ipv6: bool) -> int | None:
     if not low <= number <= MTU_MAX:
         why = " (IPv6 needs at least 1280)" if ipv6 else ""
         raise ValidationError(f"The MTU must be between {low} and {MTU_MAX}{why}, got {number}; "
-                              "leave it empty for WireGuard's automatic choice.", field="mtu")
+                              "use 0 for WireGuard's automatic choice.", field="mtu")
     return number
 
 
