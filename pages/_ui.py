@@ -273,9 +273,12 @@ class FieldErrors:
         except ValidationError as exc: errors.show(exc)
     """
 
-    def __init__(self) -> None:
+    def __init__(self, plain_text: bool = False) -> None:
+        """``plain_text``: show messages as written (through :func:`plain`), for messages that quote
+        user text such as column names or values, which must not be read as Markdown."""
         self._slots: dict[str, st.delta_generator.DeltaGenerator] = {}
         self._general = st.empty()
+        self._plain_text = plain_text
 
     def slot(self, field: str) -> None:
         self._slots[field] = st.empty()
@@ -286,7 +289,7 @@ class FieldErrors:
         field = (exc.field if isinstance(exc, ValidationError) else None) or ""
         matches = [k for k in self._slots if field == k or field.startswith((k + ".", k + "["))]
         target = self._slots[max(matches, key=len)] if matches else self._general
-        target.error(str(exc))
+        target.error(plain(exc) if self._plain_text else str(exc))
 
 
 def follow_default(key: str, default: object) -> None:
@@ -313,12 +316,13 @@ def show_flash(keep: bool = False) -> None:
 
 
 @contextmanager
-def user_errors() -> Iterator[None]:
-    """Show a HiveMindError as a message instead of a traceback."""
+def user_errors(plain_text: bool = False) -> Iterator[None]:
+    """Show a HiveMindError as a message instead of a traceback (``plain_text``: as written, through
+    :func:`plain`, for messages that may quote user text)."""
     try:
         yield
     except HiveMindError as exc:
-        st.error(str(exc))
+        st.error(plain(exc) if plain_text else str(exc))
 
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#!|<>~$:&])")

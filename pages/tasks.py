@@ -38,7 +38,10 @@ def task_list() -> None:
         tasks, total = service.list(who, status_filter, (int(page) - 1) * PAGE_SIZE, PAGE_SIZE)
         st.caption(f"{total} task(s)" + ("" if who.is_admin else " of yours"))
         if not tasks:
-            st.info("No tasks here yet — submit one on the Upload page.")
+            if status_filter is not None and service.list(who, None, 0, 1)[1]:
+                st.info(f"No tasks with status {status}.")
+            else:
+                st.info("No tasks here yet — submit one on the Upload page.")
             return
         rows = [{
             "id": t.id,
@@ -74,7 +77,7 @@ def task_page(task_id: str) -> None:
         task = service.get(who, task_id)
     except NotFoundError:
         st.title("Task not found")
-        st.error(f"There is no task {task_id!r} you can see.")
+        st.error(ui.plain(f"There is no task {task_id!r} you can see."))   # the id comes from the address
         st.button("Back to all tasks", on_click=back)
         return
     st.button("← All tasks", on_click=back, key="task_back")
@@ -135,17 +138,17 @@ def error_message(error: str) -> None:
 def actions(task) -> None:  # noqa: ANN001 - a Task
     c = st.columns(4)
     if task.status in ACTIVE and c[0].button("Cancel", key="task_cancel"):
-        with ui.user_errors():
+        with ui.user_errors(plain_text=True):
             service.cancel(who, task.id)
             st.rerun()
     if task.status in ("failed", "cancelled") and c[1].button("Retry", key="task_retry"):
-        with ui.user_errors():
+        with ui.user_errors(plain_text=True):
             service.retry(who, task.id)
             st.rerun()
     with c[3].popover("Delete"):
         st.write("Delete this task, its subtasks and its result?")
         if st.button("Delete for good", type="primary", key="task_delete"):
-            with ui.user_errors():
+            with ui.user_errors(plain_text=True):
                 service.delete(who, task.id)
                 ui.flash(f"Task {ui.plain(task.name or task.id)} deleted.")
                 back()
@@ -158,7 +161,7 @@ def result(task) -> None:  # noqa: ANN001 - a Task
         path: Path = service.result_path(who, task.id)
         head = service.preview_result(who, task.id, n=20)
     except HiveMindError as exc:
-        st.warning(f"The result is not available: {exc}")
+        st.warning(ui.plain(f"The result is not available: {exc}"))
         return
     st.caption(f"{task.result_rows if task.result_rows is not None else '?'} rows · {task.result_format} · "
                f"{ui.fmt_bytes(path.stat().st_size)} · first {len(head)} rows below")

@@ -32,6 +32,7 @@ from hivemind_core.jobs.spec_builder import (
     build_spec,
     chosen_encoding,
     default_target,
+    limit_defaults,
     ml_template,
     output_columns,
 )
@@ -56,7 +57,7 @@ st.title("Upload a dataset")
 if not who.can_submit:
     st.info("Your role can look but not run jobs.")
     st.stop()
-errors = ui.FieldErrors()
+errors = ui.FieldErrors(plain_text=True)   # messages quote user text (column names, values): never Markdown
 
 
 def drop_staged() -> None:
@@ -66,10 +67,11 @@ def drop_staged() -> None:
 
 
 def encoding_message(exc: DecodeError) -> str:
-    """A decode error, pointing at this page's encoding field (not at the spec's input.encoding)."""
+    """A decode error, pointing at this page's encoding field (not at the spec's input.encoding);
+    plain text, to show through ui.plain()."""
     problem = exc.problem.removeprefix("input: ")
     return (f"This file cannot be read: {problem}. Choose the encoding it was saved in under "
-            f"**{ENCODING_LABEL}** (files saved by Excel on Windows are often cp1252; latin-1 reads any bytes).")
+            f'"{ENCODING_LABEL}" (files saved by Excel on Windows are often cp1252; latin-1 reads any bytes).')
 
 
 def encoding_field() -> str | None:
@@ -85,7 +87,7 @@ def encoding_field() -> str | None:
     try:
         encoding = chosen_encoding(label, other)
     except ValidationError as exc:
-        st.error(str(exc))
+        st.error(ui.plain(exc))
         st.stop()
     errors.slot("input.encoding")
     return encoding
@@ -112,16 +114,16 @@ def dataset() -> tuple[Path, str, dict[str, str], str | None]:
     try:
         fmt = detect_format(data_path, uploaded.name)
     except HiveMindError as exc:
-        st.error(f"This file cannot be read: {exc}")
+        st.error(ui.plain(f"This file cannot be read: {exc}"))
         st.stop()
     encoding = encoding_field() if fmt in TEXT_FORMATS else None
     try:
         head, types = preview(data_path, fmt=fmt, n=20, encoding=encoding)
     except DecodeError as exc:
-        st.error(encoding_message(exc))
+        st.error(ui.plain(encoding_message(exc)))
         st.stop()
     except HiveMindError as exc:
-        st.error(f"This file cannot be read: {exc}")
+        st.error(ui.plain(f"This file cannot be read: {exc}"))
         st.stop()
     st.subheader("Preview")
     st.caption(f"{ui.plain(uploaded.name)} · {fmt} · {ui.fmt_bytes(uploaded.size)} · first {len(head)} rows")
@@ -223,6 +225,34 @@ def grid_search_fields(form: SpecForm, types: dict[str, str]) -> None:
         errors.slot("seed")
 
 
+def limit_fields(form: SpecForm) -> None:
+    """Per-subtask limits, collapsed: they start at the spec's defaults, and parse_spec checks what is
+    entered (its message shows under the field)."""
+    default = limit_defaults()
+    with st.expander("Advanced: time limit, memory and attempts per subtask", expanded=False):
+        c = st.columns(3)
+        form.timeout_s = float(c[0].number_input(
+            "Time limit per subtask, seconds (timeout_s)", value=float(default["timeout_s"]), step=60.0,
+            format="%g", key="timeout_s",
+            help=f"A subtask still running after this long is stopped and fails (default {default['timeout_s']:g} "
+                 "s). Lower it to find a runaway script sooner, raise it for long computations."))
+        with c[0]:
+            errors.slot("timeout_s")
+        form.memory_mb = int(c[1].number_input(
+            "Memory per subtask, MB (memory_mb)", value=int(default["memory_mb"]), step=256, key="memory_mb",
+            help=f"The most memory a subtask may use; over it, the subtask fails with a plain message. "
+                 f"Default {default['memory_mb']}" + (": the worker's own limit (its --memory-mb setting)."
+                                                      if not default["memory_mb"] else " MB.")))
+        with c[1]:
+            errors.slot("memory_mb")
+        form.max_attempts = int(c[2].number_input(
+            "Attempts per subtask (max_attempts)", value=int(default["max_attempts"]), step=1, key="max_attempts",
+            help=f"How often a subtask is tried before the task fails (default {default['max_attempts']}): a "
+                 "worker that goes away or a failure that may pass is tried again; 1 means no retry."))
+        with c[2]:
+            errors.slot("max_attempts")
+
+
 def simulation_fields(form: SpecForm) -> None:
     st.caption("A simulation reads no data: nothing to upload. Each shard runs its share of the trials "
                "on its own seed stream; the same seed and shard count always give the same answer.")
@@ -282,20 +312,22 @@ form.output_format = c[2].selectbox("Output format", OUTPUT_FORMATS, key="output
 with c[2]:
     errors.slot("output")
 errors.slot("input")
+limit_fields(form)
 
 with st.expander("Job spec (JSON) — the same document the REST API and the CLI take"):
     try:
         st.code(json.dumps(build_spec(form, types), indent=2), language="json")
     except HiveMindError as exc:
-        st.caption(f"Not complete yet: {exc}")
+        st.caption(ui.plain(f"Not complete yet: {exc}"))
 
 if st.button("Submit job", type="primary", key="submit_job"):
     try:
         task = ui.runtime().tasks.submit(who, build_spec(form, types), data_path, input_name)
-    except DecodeError as exc:   # found past the preview's sample
-        errors.show(ValidationError(encoding_message(exc), field="input.encoding"))
     except HiveMindError as exc:
-        errors.show(exc)
+        if isinstance(exc, DecodeError):   # found past the preview's sample
+            exc = ValidationError(encoding_message(exc), field="input.encoding")
+        errors.show(exc)   # at its field (which may be scrolled away or in a collapsed section) ...
+        st.error(ui.plain(f"Not submitted: {exc}"))   # ... and right under the button
     else:
         drop_staged()   # the task has its shards in the node pool; retries use those, not this file
         st.switch_page(ui.PAGES_DIR / "tasks.py", query_params={"task": str(task.id)})

@@ -133,6 +133,27 @@ def texts(at: AppTest) -> str:
     return "\n".join(str(p) for p in parts)
 
 
+def in_order(node) -> list:  # noqa: ANN001 - an AppTest node
+    """The page's elements in the order they are shown (depth first)."""
+    out = []
+    for child in getattr(node, "children", {}).values():
+        out += [child, *in_order(child)]
+    return out
+
+
+def after_submit(at: AppTest) -> str:
+    """The message shown right under the Submit button."""
+    shown = in_order(at.main)
+    i = next(i for i, e in enumerate(shown) if e.type == "button" and e.label == "Submit job")
+    assert shown[i + 1].type == "error", [e.type for e in shown[i:]]
+    return shown[i + 1].value
+
+
+def as_written(markdown: str) -> str:
+    """What a ui.plain() message reads as (Markdown escapes and word joiners gone)."""
+    return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")
+
+
 def login(username: str, password: str = PW) -> AppTest:
     at = new_app().run()
     at.text_input[0].input(username)
@@ -537,7 +558,7 @@ def test_upload_runs_a_grid_search_from_the_form(rt: MasterRuntime, users: None)
     assert at.text_input(key="ml_metric").value == "rmse" and at.checkbox(key="ml_maximize").value is False
     at.text_input(key="g_vals_0").input(" , ").run()
     button(at, "Submit job").click().run()
-    assert any(e.value.startswith("grid.alpha: give the values") for e in at.error)  # next to the grid
+    assert any(as_written(e.value).startswith("grid.alpha: give the values") for e in at.error)  # next to the grid
     at.text_input(key="job_name").input("ridge on x")
     at.text_input(key="g_vals_0").input("0.5, 5, 50")
     at.number_input(key="ml_folds").set_value(3)
@@ -563,7 +584,8 @@ def test_upload_runs_a_simulation_without_a_file(rt: MasterRuntime, users: None)
     at.number_input(key="sim_trials").set_value(2)
     at.number_input(key="shards").set_value(3).run()
     button(at, "Submit job").click().run()
-    assert any(e.value.startswith("split.shards: 3 shards for 2 trials") for e in at.error)   # at the shards field
+    assert any(as_written(e.value).startswith("split.shards: 3 shards for 2 trials")
+               for e in at.error)   # at the shards field
     at.text_input(key="job_name").input("pi from the page")
     at.number_input(key="sim_trials").set_value(20_001)
     at.number_input(key="sim_seed").set_value(5).run()
@@ -670,7 +692,7 @@ def test_latin1_csv_gets_an_encoding_choice_on_the_page(rt: MasterRuntime, users
     at.file_uploader[0].upload("cities.csv", data, "text/csv").run()
     assert not at.exception
     message = " ".join(e.value for e in at.error)
-    assert "not valid UTF-8" in message and "**Text encoding**" in message and "input.encoding" not in message
+    assert "not valid UTF-8" in message and '"Text encoding"' in message and "input.encoding" not in message
     assert at.selectbox(key="input_encoding").value == "UTF-8 (default)"
     at.selectbox(key="input_encoding").set_value(OTHER_ENCODING).run()
     at.text_input(key="input_encoding_other").input("no-such-codec").run()
@@ -719,7 +741,7 @@ def test_job_names_are_checked_and_shown_as_text(rt: MasterRuntime, users: None)
     at.multiselect(key="keep_columns").set_value(["k"]).run()
     at.text_input(key="job_name").input("x" * 5000).run()
     button(at, "Submit job").click().run()
-    assert any(e.value == "name: is 5000 characters long; use at most 200" for e in at.error)
+    assert any(e.value == r"name\: is 5000 characters long; use at most 200" for e in at.error)
     name = "**bold** [link](http://example.com) :red[red] $x$ <b>b</b>"
     at.text_input(key="job_name").input(name).run()
     task_id = submit_and_open_task(at, rt, ANN)
@@ -771,8 +793,8 @@ def test_bad_byte_past_the_preview_points_at_the_encoding_field_on_submit(rt: Ma
     before = rt.tasks.list(ANN, None, 0, 1)[1]
     button(at, "Submit job").click().run()
     message = " ".join(e.value for e in at.error)
-    assert message.startswith("This file cannot be read: the file is not valid UTF-8 text") and "line 300002" in message
-    assert "**Text encoding**" in message and "input.encoding" not in message
+    assert as_written(message).startswith("This file cannot be read: the file is not valid UTF-8 text")
+    assert "line 300002" in message and '"Text encoding"' in message and "input.encoding" not in message
     assert rt.tasks.list(ANN, None, 0, 1)[1] == before and staged_path(at).is_file()   # kept to submit again
     at.selectbox(key="input_encoding").set_value("cp1252 (Windows, Western Europe)").run()
     submit_and_open_task(at, rt, ANN)
@@ -794,3 +816,96 @@ def test_task_page_shows_the_latest_runs_times_after_a_retry(rt: MasterRuntime, 
     assert {m.label: m.value for m in at.metric}["Run time"] == "42.0 s"   # not the 3 h since it was created
     assert "retried 1 time(s); times are the latest run's" in texts(at)
     assert [e.value for e in at.error] == [r"shard 1 failed after 1 attempt\(s\)\: boom"]
+
+
+# ---- upload and task pages: limits, errors by the Submit button, text as written -------------------
+
+def test_upload_limits_are_in_a_collapsed_advanced_section_and_reach_the_task(rt: MasterRuntime,
+                                                                               users: None) -> None:
+    from hivemind_core.jobs.spec import JobSpec, parse_spec
+
+    defaults = JobSpec()
+    at = open_page(login(ANN.username), "upload")
+    at.file_uploader[0].upload("mini.csv", b"k,v\na,1\nb,2\na,3\n", "text/csv").run()
+    advanced = next(e for e in at.expander if e.label.startswith("Advanced"))
+    assert advanced.proto.expanded is False
+    fields = {key: at.number_input(key=key) for key in ("timeout_s", "memory_mb", "max_attempts")}
+    assert {key: f.value for key, f in fields.items()} == {
+        "timeout_s": defaults.timeout_s, "memory_mb": defaults.memory_mb, "max_attempts": defaults.max_attempts}
+    assert all(f.help and key in f.label for key, f in fields.items())
+    assert all(f in in_order(advanced) for f in fields.values())
+    at.multiselect(key="group_by").set_value(["k"]).run()
+    at.multiselect(key="agg_columns").set_value(["v"]).run()
+    at.multiselect(key="agg_v").set_value(["sum"]).run()
+    before = rt.tasks.list(ANN, None, 0, 1)[1]
+    for key, bad in (("memory_mb", -1), ("max_attempts", 0), ("timeout_s", 0.0)):
+        at.number_input(key=key).set_value(bad).run()
+        button(at, "Submit job").click().run()
+        shown = in_order(at.main)   # the spec's own message, right under its field and under the button
+        below_field = shown[shown.index(at.number_input(key=key)) + 1]
+        assert below_field.type == "error" and as_written(below_field.value).startswith(f"{key}: "), below_field
+        assert as_written(after_submit(at)) == f"Not submitted: {as_written(below_field.value)}"
+        at.number_input(key=key).set_value(getattr(defaults, key)).run()
+    assert rt.tasks.list(ANN, None, 0, 1)[1] == before
+    at.number_input(key="timeout_s").set_value(45.0)
+    at.number_input(key="memory_mb").set_value(1024)
+    at.number_input(key="max_attempts").set_value(1).run()
+    assert '"timeout_s": 45.0' in at.code[0].value and '"max_attempts": 1' in at.code[0].value
+    task_id = submit_and_open_task(at, rt, ANN)
+    spec = parse_spec(rt.tasks.get(ANN, task_id).spec)
+    assert (spec.timeout_s, spec.memory_mb, spec.max_attempts) == (45.0, 1024, 1)
+
+
+def test_upload_submit_error_shows_by_the_button_and_at_its_field(rt: MasterRuntime, users: None) -> None:
+    at = open_page(login(ANN.username), "upload")
+    at.file_uploader[0].upload("mini.csv", b"k,v\na,1\nb,2\n", "text/csv").run()
+    before = rt.tasks.list(ANN, None, 0, 1)[1]
+    button(at, "Submit job").click().run()   # no pipeline: the message names no form field
+    assert as_written(after_submit(at)).startswith("Not submitted: pipeline: a data_processing job needs a pipeline")
+    # a filter value the column cannot hold: under the filter row, and under the button; both as typed
+    at.number_input(key="n_filters").set_value(1).run()
+    at.selectbox(key="f_col_0").set_value("v")
+    at.text_input(key="f_val_0").input("**far** [x](http://e.example)").run()
+    button(at, "Submit job").click().run()
+    shown = in_order(at.main)
+    below_filter = shown[shown.index(at.text_input(key="f_val_0")) + 1]
+    assert below_filter.type == "error"
+    assert below_filter.value == (r"pipeline.filter\[0\].value\: '\*\*far\*\* \[x\]\(http" "\u2060"
+                                  r"\://e.example\)' is not a number \(the column holds whole numbers\).")
+    assert after_submit(at) == r"Not submitted\: " + below_filter.value
+    assert rt.tasks.list(ANN, None, 0, 1)[1] == before
+
+
+def test_upload_file_errors_show_the_files_text_as_written(rt: MasterRuntime, users: None) -> None:
+    at = open_page(login(ANN.username), "upload")
+    at.file_uploader[0].upload("dup.csv", b"**a**,**a**\n1,2\n", "text/csv").run()
+    message = " ".join(e.value for e in at.error)
+    assert message.startswith(r"This file cannot be read\:") and r"\*\*a\*\*" in message, message
+    assert "**a**" in as_written(message)
+
+
+def test_tasks_filter_without_matches_says_which_status(rt: MasterRuntime, users: None) -> None:
+    import datetime as dt
+
+    from hivemind_core.sqlite import write_session
+    from hivemind_core.tasks.models import Task
+
+    auth.create_user(ADMIN, "carl", PW, "analyst")
+    at = open_page(login("carl"), "tasks")
+    assert [i.value for i in at.info] == ["No tasks here yet — submit one on the Upload page."]
+    at.selectbox(key="tasks_status").set_value("failed").run()   # no tasks at all: still the first message
+    assert [i.value for i in at.info] == ["No tasks here yet — submit one on the Upload page."]
+    with write_session(rt.engine) as s:
+        s.add(Task(id="carlsdone00001", owner="carl", name="done", status="completed",
+                   created_at=dt.datetime(2026, 1, 5, tzinfo=dt.UTC)))
+        s.commit()
+    at.run()
+    assert [i.value for i in at.info] == ["No tasks with status failed."]
+    at.selectbox(key="tasks_status").set_value("all").run()
+    assert not at.info and list(at.dataframe[0].value["id"]) == ["carlsdone00001"]
+
+
+def test_task_page_shows_an_unknown_id_from_the_address_as_written(rt: MasterRuntime, users: None) -> None:
+    at = open_page(login(ANN.username), "tasks", task="**x**[y](http://e.example)")
+    assert [e.value for e in at.error] == [r"There is no task '\*\*x\*\*\[y\]\(http" "\u2060"
+                                           r"\://e.example\)' you can see."]
