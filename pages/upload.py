@@ -155,7 +155,7 @@ def pipeline_fields(form: SpecForm, types: dict[str, str]) -> None:
     for col in agg_columns:
         allowed = aggregations_for_type(types[col])
         default = ["mean"] if "mean" in allowed else ["count"]
-        form.aggregate[col] = c[1].multiselect(f"Aggregations of {col} ({types[col]})", allowed,
+        form.aggregate[col] = c[1].multiselect(f"Aggregations of {ui.plain(col)} ({types[col]})", allowed,
                                                default=default, key=f"agg_{col}")
     with c[1]:
         errors.slot("pipeline.aggregate")

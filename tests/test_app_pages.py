@@ -882,6 +882,9 @@ def test_upload_file_errors_show_the_files_text_as_written(rt: MasterRuntime, us
     message = " ".join(e.value for e in at.error)
     assert message.startswith(r"This file cannot be read\:") and r"\*\*a\*\*" in message, message
     assert "**a**" in as_written(message)
+    at.file_uploader[0].upload("md.csv", b"**v**,k\n1,a\n", "text/csv").run()   # a column name in a label
+    at.multiselect(key="agg_columns").set_value(["**v**"]).run()
+    assert at.multiselect(key="agg_**v**").label == r"Aggregations of \*\*v\*\* (int)"
 
 
 def test_tasks_filter_without_matches_says_which_status(rt: MasterRuntime, users: None) -> None:
