@@ -118,6 +118,23 @@ def test_memory_overrun_is_a_plain_message_naming_the_limit(sandbox, shard):
     assert run(sandbox, shard, "def process(df):\n    return df\n").ok   # the next job runs in a fresh child
 
 
+@pytest.mark.parametrize("rows,memory_mb", [(3, 1), (200_000, 16)])
+def test_too_little_memory_to_load_the_shard_is_the_same_plain_message(sandbox, tmp_path, rows, memory_mb):
+    """With a limit too small to even read the shard (pyarrow cannot start its reader thread, or
+    cannot map the file) the author sees the memory line, not our traceback from reading it."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    path = write_ipc(pd.DataFrame({"a": rng.random(rows), "b": rng.random(rows), "c": rng.random(rows)}),
+                     tmp_path / "shard.arrow")
+    result = run(sandbox, path, "def process(df):\n    return df.head(1)\n", memory_mb=memory_mb)
+    assert result.status == "memory", result.message
+    assert result.message.startswith(f"the operation exceeded its memory limit of {memory_mb} MB")
+    assert "\n" not in result.message and "Traceback" not in result.message
+    assert "memory_mb" in result.message
+    assert run(sandbox, path, "def process(df):\n    return df.head(1)\n").ok   # enough memory: it runs
+
+
 def test_time_out_is_a_plain_message(sandbox, shard):
     result = run(sandbox, shard, "import time\n\ndef process(df):\n    time.sleep(60)\n    return df\n",
                  timeout_s=1)

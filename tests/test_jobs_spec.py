@@ -78,6 +78,9 @@ def _with_pipeline(**pipeline) -> dict:
     (_with_pipeline(group_by=["a"], aggregate={"b": ["sum"]}, sort=[{"column": "b"}]),
      "pipeline.sort[0].column", "not a result column"),
     (_with_pipeline(limit=-1), "pipeline.limit", "at least 0"),
+    ({"memory_mb": 1, "pipeline": {"columns": ["a"]}}, "memory_mb", "or at least 64 MB, got 1"),
+    ({"memory_mb": 63, "pipeline": {"columns": ["a"]}}, "memory_mb", "just to load its shard"),
+    ({"memory_mb": -1, "pipeline": {"columns": ["a"]}}, "memory_mb", "at least 0"),
     ({"script": "def proc(df):\n    return df\n"}, "script", "process(df)"),
     ({"script": "def process(df)\n    return df\n"}, "script", "not valid Python (line 1"),
     ({"script": "def process(df):\n    return df\n", "pipeline": {"columns": ["a"]}}, "script", "not both"),
@@ -259,3 +262,8 @@ def test_contains_matches_literally(tmp_path):
     spec = {"pipeline": {"filter": [{"column": "tail", "op": "contains", "value": "N1."}]}}
     result, _ = run_in_process(spec, data, tmp_path)
     assert result["tail"].tolist() == ["N1.5", "XN1."]     # the regex N1. would also match N105
+
+
+@pytest.mark.parametrize("memory_mb", [0, 64, 4096])
+def test_memory_mb_zero_means_the_workers_limit_and_64_is_the_least(memory_mb):
+    assert parse_spec({"memory_mb": memory_mb, "pipeline": {"columns": ["a"]}}).memory_mb == memory_mb

@@ -7,6 +7,7 @@ written to a temp name, renamed on close.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -31,9 +32,22 @@ def write_ipc(table: pa.Table | pd.DataFrame, path: Path) -> Path:
     return path
 
 
+# How pyarrow reports a lack of memory (address space under the sandbox's RLIMIT_AS) that is not
+# a MemoryError: mapping the file fails with ENOMEM, or its reader thread cannot get a stack.
+_NO_MEMORY_SIGNS = ("Cannot allocate memory", "Failed to launch worker thread")
+
+
 def read_ipc(path: Path | str, columns: list[str] | None = None) -> pa.Table:
-    with pa.memory_map(str(path)) as source:
-        table = pa.ipc.open_file(source).read_all()
+    """An Arrow IPC file as a table. Running out of memory while reading it is a
+    :class:`MemoryError` however pyarrow reports it (the sandbox turns that into the plain
+    "exceeded its memory limit" line, not a traceback)."""
+    try:
+        with pa.memory_map(str(path)) as source:
+            table = pa.ipc.open_file(source).read_all()
+    except (OSError, pa.ArrowException) as exc:
+        if getattr(exc, "errno", None) == errno.ENOMEM or any(sign in str(exc) for sign in _NO_MEMORY_SIGNS):
+            raise MemoryError(f"out of memory reading {Path(path).name}: {exc}") from None
+        raise
     return table.select(columns) if columns is not None else table
 
 

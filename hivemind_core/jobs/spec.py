@@ -119,6 +119,13 @@ class InputSpec:
     encoding: str | None = None       # None = UTF-8 (with or without BOM)
 
 
+# The smallest memory_mb a spec may ask for (0 = the worker's own limit). The limit is what a
+# subtask may use beyond the sandbox child's loaded interpreter, pandas and pyarrow; measured:
+# below 32 MB even a 3-row shard cannot be read (pyarrow cannot start its reader thread or map
+# the file), 32 MB is too little for a 56,000-row shard of flights (3.4 MB), 64 MB reads it.
+MIN_MEMORY_MB = 64
+
+
 @dataclass(frozen=True)
 class JobSpec:
     name: str = ""
@@ -385,6 +392,9 @@ def parse_spec(raw: dict | str | bytes | JobSpec) -> JobSpec:
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 86400:
         raise _fail("timeout_s", "must be a number of seconds greater than 0 and at most 86400 (24 h)")
     memory_mb = _int(obj.get("memory_mb", 0), "memory_mb", 0)
+    if 0 < memory_mb < MIN_MEMORY_MB:
+        raise _fail("memory_mb", f"must be 0 (the worker's own limit) or at least {MIN_MEMORY_MB} MB, got "
+                                 f"{memory_mb}: a subtask needs about that much just to load its shard")
 
     grid_search, simulation = _type_fields(obj, job_type, SplitSpec(shards=shards, strategy=strategy))
     script = obj.get("script")
