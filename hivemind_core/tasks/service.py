@@ -23,6 +23,7 @@ import socket
 import threading
 import time
 import uuid
+from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -327,14 +328,15 @@ class TaskService:
 
     # ------------------------------------------------------------------ sync
 
-    def sync(self) -> None:
-        """One pass over unfinished tasks: pull progress, requeue what the pool lacks, combine finished ones."""
+    def sync(self, combiner: Executor | None = None) -> None:
+        """One pass over unfinished tasks: pull progress, requeue what the pool lacks, combine finished ones
+        (in ``combiner``'s threads if given, so a long combine does not hold up the other tasks' status)."""
         self.push_pending_cancels()
         with read_session(self.engine) as s:
             active = s.exec(select(Task.id).where(col(Task.status).in_(states.ACTIVE))).all()
         for task_id in active:
             try:
-                self.sync_task(task_id)
+                self.sync_task(task_id, combiner)
             except NodePoolUnavailable:
                 log.warning("node pool unreachable; task sync paused")
                 return
@@ -353,8 +355,11 @@ class TaskService:
         with read_session(self.engine) as s:
             return int(s.exec(select(func.count()).select_from(Task).where(Task.cancel_pending == True)).one())
 
-    def sync_task(self, task_id: str) -> Task | None:
-        """Bring one task up to date with the node pool; returns it (None if deleted)."""
+    def sync_task(self, task_id: str, combiner: Executor | None = None) -> Task | None:
+        """Bring one task up to date with the node pool; returns it (None if deleted).
+
+        When every shard is done this process claims the combine and runs it here, or queues it
+        on ``combiner`` (the task stays running until the result file exists)."""
         with read_session(self.engine) as s:
             task = s.get(Task, task_id)
         if task is None or task.status not in states.ACTIVE:
@@ -391,10 +396,47 @@ class TaskService:
             self.client.submit([self._subtask_spec(task, plan, job, sub) for sub in missing])
         if task.status == states.FAILED:
             self.client.cancel(pool_task_id(task.id, task.round))   # free the workers from the other shards
-        if claim:
+        if claim and combiner is not None:
+            combiner.submit(self._combine_logged, task, subs)
+        elif claim:
             self._combine(task, subs)
         with read_session(self.engine) as s:
             return s.get(Task, task_id)
+
+    def _combine_logged(self, task: Task, subs: list[Subtask]) -> None:
+        """:meth:`_combine` in a background thread: nobody waits for it, so errors go to the log
+        (the claim is released on a pool outage, so a later sync combines again)."""
+        try:
+            self._combine(task, subs)
+        except NodePoolUnavailable:
+            log.warning("task %s: the node pool is unreachable; its results will be combined later", task.id)
+        except Exception:  # noqa: BLE001 - a background thread: log, the claim expires and is taken over
+            log.exception("combining the results of task %s failed", task.id)
+
+    def close_leftover_subtasks(self) -> int:
+        """Close the unfinished subtasks of failed or cancelled tasks (left so by a master that did
+        not yet close them when the task ended); returns how many. The syncer runs it at start."""
+        with write_session(self.engine) as s:
+            ended = s.exec(select(Task).where(
+                col(Task.status).in_((states.FAILED, states.CANCELLED)),
+                col(Task.id).in_(select(Subtask.task_id).where(col(Subtask.status).in_(states.ACTIVE))))).all()
+            closed = 0
+            for task in ended:
+                subs = list(s.exec(select(Subtask).where(Subtask.task_id == task.id)))
+                closed += sum(sub.status in states.ACTIVE for sub in subs)
+                now = task.finished_at or utcnow()
+                bad = next((sub for sub in subs if sub.status == states.FAILED), None)
+                if task.status == states.FAILED and bad is not None:
+                    _close_leftovers(subs, bad.shard, now)
+                else:
+                    for sub in subs:
+                        if sub.status in states.ACTIVE:
+                            sub.status, sub.finished_at = states.CANCELLED, sub.finished_at or now
+                s.add_all(subs)
+            s.commit()
+        if closed:
+            log.info("closed %d unfinished subtasks of %d failed or cancelled tasks", closed, len(ended))
+        return closed
 
     @staticmethod
     def _derive(task: Task, subs: list[Subtask]) -> None:
@@ -415,6 +457,7 @@ class TaskService:
             bad = next(sub for sub in subs if sub.status == states.FAILED)
             task.error = f"shard {bad.shard} failed after {bad.attempts} attempt(s): {bad.error}".strip()
             task.finished_at = now
+            _close_leftovers(subs, bad.shard, now)
         task.status = status
 
     def _combine(self, task: Task, subs: list[Subtask]) -> None:
@@ -462,6 +505,20 @@ class TaskService:
             s.commit()
 
 
+def _stopped_because(shard: int) -> str:
+    return f"cancelled: shard {shard} failed, so the rest of the task was stopped"
+
+
+def _close_leftovers(subs: list[Subtask], failed_shard: int, now: datetime) -> None:
+    """A failed task's other subtasks end too: the unfinished ones (and those the node pool
+    cancelled when the shard failed) are cancelled, saying which shard failed. A failed task is
+    never synced again, so this is their last word."""
+    for sub in subs:
+        if sub.status in states.ACTIVE or sub.status == states.CANCELLED:
+            sub.status, sub.error = states.CANCELLED, _stopped_because(failed_shard)
+            sub.finished_at = sub.finished_at or now
+
+
 def _copy_state(sub: Subtask, st: SubtaskState) -> None:
     sub.status, sub.attempts, sub.error = st.state, st.attempts, st.error or ""
     sub.node_id, sub.node_name, sub.result_blob = st.node_id, st.node_name, st.result_blob
@@ -469,24 +526,34 @@ def _copy_state(sub: Subtask, st: SubtaskState) -> None:
 
 
 class TaskSyncer:
-    """Calls ``service.sync()`` about every ``interval`` seconds in a daemon thread."""
+    """Calls ``service.sync()`` about every ``interval`` seconds in a daemon thread.
 
-    def __init__(self, service: TaskService, interval: float = 1.0) -> None:
-        self.service, self.interval = service, interval
+    Combining a finished task's results (fetch every shard's result, write the result file)
+    can take many seconds for a big result; it runs in a small pool of its own threads, so the
+    status of every other task keeps following its subtasks meanwhile."""
+
+    def __init__(self, service: TaskService, interval: float = 1.0, combine_threads: int = 2) -> None:
+        self.service, self.interval, self.combine_threads = service, interval, combine_threads
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._combiner: ThreadPoolExecutor | None = None
 
     def start(self) -> TaskSyncer:
         if self._thread is None or not self._thread.is_alive():
             self._stop.clear()
+            self._combiner = ThreadPoolExecutor(self.combine_threads, thread_name_prefix="hivemind-combine")
             self._thread = threading.Thread(target=self._run, name="hivemind-task-syncer", daemon=True)
             self._thread.start()
         return self
 
     def _run(self) -> None:
+        try:
+            self.service.close_leftover_subtasks()
+        except Exception:  # noqa: BLE001 - a repair of old rows; syncing matters more
+            log.exception("closing leftover subtasks failed")
         while not self._stop.is_set():
             try:
-                self.service.sync()
+                self.service.sync(self._combiner)
             except Exception:  # noqa: BLE001 - keep syncing; the next pass may succeed
                 log.exception("task sync pass failed")
             self._stop.wait(self.interval)
@@ -496,3 +563,7 @@ class TaskSyncer:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        if self._combiner is not None:
+            # combines already queued still run (a claim left by a killed process expires: COMBINE_CLAIM_TTL_S)
+            self._combiner.shutdown(wait=False)
+            self._combiner = None
