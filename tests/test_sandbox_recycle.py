@@ -146,16 +146,28 @@ SLOW = "import time\n\ndef process(df):\n    time.sleep(1.5)\n    return df\n"
 HOWS = ["popen new session", "fork setsid fork exec", "thread in the child"]
 
 
-@pytest.fixture
-def spies() -> Iterator[list[int]]:
-    """Pids of spies a test started: killed at the end if the sandbox failed to."""
-    pids: list[int] = []
-    yield pids
-    for pid in pids:
+class Leftovers(list):
+    """Processes a test left behind on purpose (by pid), killed at its end if the sandbox failed
+    to: kept as psutil handles, whose kill checks the pid still names the same process."""
+
+    def append(self, pid: int) -> None:
         try:
-            proc = psutil.Process(pid)
-            if any("def spy(log, dirs)" in arg for arg in proc.cmdline()):
-                proc.kill()
+            super().append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            pass
+
+    def extend(self, pids) -> None:  # noqa: ANN001 - any iterable of pids
+        for pid in pids:
+            self.append(pid)
+
+
+@pytest.fixture
+def spies() -> Iterator[Leftovers]:
+    leftovers = Leftovers()
+    yield leftovers
+    for proc in leftovers:
+        try:
+            proc.kill()
         except psutil.Error:
             pass
 
@@ -221,7 +233,7 @@ def test_user_code_keeps_its_child_within_its_task_and_not_beyond(sandbox: Sandb
 
 @pytest.mark.parametrize("how", HOWS)
 def test_a_leftover_of_task_a_is_gone_and_never_sees_task_bs_input(sandbox: Sandbox, tmp_path: Path,
-                                                                   how: str, spies: list[int]) -> None:
+                                                                   how: str, spies: Leftovers) -> None:
     mark_a, mark_b = f"A-{uuid.uuid4().hex}", f"B-{uuid.uuid4().hex}"
     assert sandbox.run(_job("A", "noop", {})).ok  # start the child, so the spy's log can be made first
     log = sandbox.scratch / "spy.log"
@@ -252,7 +264,7 @@ def test_a_leftover_of_task_a_is_gone_and_never_sees_task_bs_input(sandbox: Sand
 
 
 def test_a_leftover_process_is_killed_right_after_its_subtask(sandbox: Sandbox, tmp_path: Path,
-                                                             spies: list[int]) -> None:
+                                                             spies: Leftovers) -> None:
     mark = f"A-{uuid.uuid4().hex}"
     result = sandbox.run(_script("A", LEAVE_SPY.format(spy=SPY, how="fork setsid fork exec", mark=mark),
                                  _shard(tmp_path / "a.arrow", mark)))
@@ -396,3 +408,55 @@ def test_on_the_embedded_cluster_leftovers_never_see_another_users_task(cluster,
         after = _keeper(embedded)
         assert after != before, how   # task A's user code, then task B: a new sandbox
         assert _gone(before)
+
+
+# ------------------------------------------------------------------ the worker dies: its slots' processes too
+
+HOST = textwrap.dedent("""
+    import json, sys
+    from pathlib import Path
+    from hivemind_core.jobs.operations import SCRIPT_OP
+    from hivemind_core.worker.sandbox import Sandbox, SandboxJob
+
+    sb = Sandbox(Path(sys.argv[1]))
+    script = sys.argv[2]
+    sb.run(SandboxJob("s", "A", "noop", b"", None, 60, 0))
+    print(json.dumps({"keeper": sb.pid, "child": sb.child_pid}), flush=True)
+    sb.run(SandboxJob("s", "A", SCRIPT_OP, json.dumps({"script": script}).encode(), Path(sys.argv[3]), 600, 1024))
+""")
+
+# leave a setsid'd grandchild behind, say its pid, then keep the subtask running
+LEAVE_AND_HANG = textwrap.dedent('''
+    import os, sys, time
+
+    def process(df):
+        middle = os.fork()
+        if middle == 0:
+            os.setsid()
+            if os.fork():
+                os._exit(0)
+            os.execv(sys.executable, [sys.executable, "-c", "import time\\\\nwhile True: time.sleep(1)"])
+        os.waitpid(middle, 0)
+        with open("started", "w") as fh:
+            fh.write("yes")
+        time.sleep(600)
+        return df
+''')
+
+
+def test_when_the_worker_dies_its_sandbox_tree_goes_too(tmp_path: Path, spies: Leftovers) -> None:
+    shard = _shard(tmp_path / "a.arrow", "a")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    host = subprocess.Popen([sys.executable, "-c", HOST, str(tmp_path / "slot"), LEAVE_AND_HANG, str(shard)],
+                            stdout=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        pids = json.loads(host.stdout.readline())
+        wait_until(lambda: (tmp_path / "slot" / "scratch" / "started").exists(), 30, "the script to start")
+        tree = [p.pid for p in psutil.Process(pids["keeper"]).children(recursive=True)]
+        assert pids["child"] in tree and len(tree) == 2, tree   # the child and the escaped grandchild
+        spies.extend(tree)
+    finally:
+        host.kill()   # SIGKILL: the worker has no chance to clean up
+        host.wait()
+    for pid in [pids["keeper"], *tree]:
+        wait_until(lambda: _gone(pid), 10, f"process {pid} of the dead worker's sandbox to be gone")

@@ -27,8 +27,15 @@ keeper: an orphan is re-parented to its nearest subreaper ancestor, not to init.
 So the keeper's process tree is exactly the slot's processes, found by walking
 ``/proc`` (:func:`live_descendants`) with no tag user code could drop, and
 killed as a whole (:func:`kill_descendants`) by the worker on a recycle or by the
-keeper when the serving process ends. The keeper is not confined, runs no user
-code and, on Landlock ABI >= 6, cannot be signalled from inside the sandbox.
+keeper when the serving process ends, or when the worker dies (the keeper's
+parent-death signal is SIGTERM, which kills its tree). Why not a process group,
+a session or an environment tag: user code can leave each of those (``setsid``,
+a scrubbed environment); it cannot leave the keeper's tree. The keeper is not
+confined and runs no user code; Landlock keeps the sandbox from ptracing it and,
+on ABI >= 6, from signalling it. On an older kernel (or unconfined) user code
+could kill the keeper, and what it left would then be re-parented to init, out
+of reach — one more reason to run untrusted users' work only where the node's
+sandbox label says ``landlock ABI 6`` or more.
 
 Usage: ``python -m hivemind_core.worker.sandbox_child INPUT_DIR SCRATCH_DIR``.
 """
