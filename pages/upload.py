@@ -234,13 +234,14 @@ def limit_fields(form: SpecForm) -> None:
         form.timeout_s = float(c[0].number_input(
             "Time limit per subtask, seconds (timeout_s)", value=float(default["timeout_s"]), step=60.0,
             format="%g", key="timeout_s",
-            help=f"A subtask still running after this long is stopped and fails (default {default['timeout_s']:g} "
-                 "s). Lower it to find a runaway script sooner, raise it for long computations."))
+            help=f"A subtask still running after this long is stopped and the task fails; a time-out is not "
+                 f"tried again (default {default['timeout_s']:g} s). Lower it to stop a runaway script sooner, "
+                 "raise it for long computations."))
         with c[0]:
             errors.slot("timeout_s")
         form.memory_mb = int(c[1].number_input(
             "Memory per subtask, MB (memory_mb)", value=int(default["memory_mb"]), step=256, key="memory_mb",
-            help=f"The most memory a subtask may use; over it, the subtask fails with a plain message. "
+            help=f"The most memory a subtask may use; over it, the subtask stops and the task fails. "
                  f"Default {default['memory_mb']}" + (": the worker's own limit (its --memory-mb setting)."
                                                       if not default["memory_mb"] else " MB.")))
         with c[1]:
