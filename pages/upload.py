@@ -16,7 +16,14 @@ from hivemind_core.jobs.inputs import takes_data
 from hivemind_core.jobs.job_types import MAX_FOLDS, MAX_TRIALS
 from hivemind_core.jobs.names import clean_name
 from hivemind_core.jobs.readers import detect_format, preview
-from hivemind_core.jobs.spec import FILTER_OPS, JOB_TYPES, MAX_SHARDS, OUTPUT_FORMATS, aggregations_for_type
+from hivemind_core.jobs.spec import (
+    FILTER_OPS,
+    JOB_TYPES,
+    MAX_SHARDS,
+    MIN_MEMORY_MB,
+    OUTPUT_FORMATS,
+    aggregations_for_type,
+)
 from hivemind_core.jobs.spec_builder import (
     DEFAULT_GRID,
     DEFAULT_TRIALS,
@@ -241,9 +248,9 @@ def limit_fields(form: SpecForm) -> None:
             errors.slot("timeout_s")
         form.memory_mb = int(c[1].number_input(
             "Memory per subtask, MB (memory_mb)", value=int(default["memory_mb"]), step=256, key="memory_mb",
-            help=f"The most memory a subtask may use; over it, the subtask stops and the task fails. "
-                 f"Default {default['memory_mb']}" + (": the worker's own limit (its --memory-mb setting)."
-                                                      if not default["memory_mb"] else " MB.")))
+            help=f"The most memory a subtask may use, at least {MIN_MEMORY_MB} MB; over it, the subtask stops "
+                 f"and the task fails. 0: the worker's own limit (its --memory-mb setting). "
+                 f"Default {default['memory_mb']}."))
         with c[1]:
             errors.slot("memory_mb")
         form.max_attempts = int(c[2].number_input(

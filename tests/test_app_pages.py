@@ -833,12 +833,13 @@ def test_upload_limits_are_in_a_collapsed_advanced_section_and_reach_the_task(rt
     assert {key: f.value for key, f in fields.items()} == {
         "timeout_s": defaults.timeout_s, "memory_mb": defaults.memory_mb, "max_attempts": defaults.max_attempts}
     assert all(f.help and key in f.label for key, f in fields.items())
+    assert f"at least {MIN_MEMORY_MB} MB" in fields["memory_mb"].help   # the spec's minimum, as it is now
     assert all(f in in_order(advanced) for f in fields.values())
     at.multiselect(key="group_by").set_value(["k"]).run()
     at.multiselect(key="agg_columns").set_value(["v"]).run()
     at.multiselect(key="agg_v").set_value(["sum"]).run()
     before = rt.tasks.list(ANN, None, 0, 1)[1]
-    for key, bad in (("memory_mb", -1), ("max_attempts", 0), ("timeout_s", 0.0)):
+    for key, bad in (("memory_mb", MIN_MEMORY_MB - 1), ("max_attempts", 0), ("timeout_s", 0.0)):
         at.number_input(key=key).set_value(bad).run()
         button(at, "Submit job").click().run()
         shown = in_order(at.main)   # the spec's own message, right under its field and under the button

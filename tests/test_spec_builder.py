@@ -14,7 +14,7 @@ import pytest
 from hivemind_core.errors import ValidationError
 from hivemind_core.jobs.inputs import takes_data
 from hivemind_core.jobs.readers import preview
-from hivemind_core.jobs.spec import parse_spec, validate_against_schema
+from hivemind_core.jobs.spec import MIN_MEMORY_MB, parse_spec, validate_against_schema
 from hivemind_core.jobs.spec_builder import (
     DEFAULT_GRID,
     SIMULATION_TEMPLATE,
@@ -236,6 +236,7 @@ def test_limits_set_on_the_form_go_into_the_spec() -> None:
     ({"timeout_s": -5.0}, "timeout_s"),
     ({"timeout_s": 10.0 * 86400}, "timeout_s"),
     ({"memory_mb": -1}, "memory_mb"),
+    ({"memory_mb": MIN_MEMORY_MB - 1}, "memory_mb"),
     ({"max_attempts": 0}, "max_attempts"),
     ({"max_attempts": 1000}, "max_attempts"),
 ])
