@@ -822,7 +822,7 @@ def test_task_page_shows_the_latest_runs_times_after_a_retry(rt: MasterRuntime, 
 
 def test_upload_limits_are_in_a_collapsed_advanced_section_and_reach_the_task(rt: MasterRuntime,
                                                                                users: None) -> None:
-    from hivemind_core.jobs.spec import JobSpec, parse_spec
+    from hivemind_core.jobs.spec import MIN_MEMORY_MB, JobSpec, parse_spec
 
     defaults = JobSpec()
     at = open_page(login(ANN.username), "upload")
