@@ -43,8 +43,7 @@ else:
                 ui.logout_button(authenticator)
             who = ui.current_principal()  # None right after "Log out"
         if who is None:
-            st.navigation([st.Page(ui.PAGES_DIR / "login.py", title="Log in", url_path="login")],
-                          position="hidden").run()
+            st.navigation(ui.login_pages(), position="hidden").run()
             return
         pages = [  # other roles' pages too, hidden: their URL then says why it does not open (require_page)
             st.Page(ui.PAGES_DIR / page.file, title=page.title, icon=page.icon, default=(i == 0),

@@ -76,6 +76,16 @@ def navigation_pages(principal: Principal) -> list[tuple[PageDef, bool]]:
     return [(page, True) for page in allowed] + [(page, False) for page in PAGES.values() if page not in allowed]
 
 
+def login_pages() -> list[st.Page]:
+    """The navigation of a visitor who is not logged in: the login page, also under every page's
+    URL (hidden), so opening ``/upload`` shows the login form, not "Page not found", and once
+    logged in the same URL opens that page (or says the role cannot open it)."""
+    login = PAGES_DIR / "login.py"
+    return [st.Page(login, title="Log in", url_path="login"),
+            *(st.Page(login, title="Log in", url_path=Path(page.file).stem, visibility="hidden")
+              for page in PAGES.values())]
+
+
 def disable_pages_directory_discovery() -> None:
     """Stop Streamlit from serving ``pages/*.py`` by file name.
 

@@ -217,6 +217,30 @@ def test_logged_out_reaches_only_the_login_page(users: None) -> None:
             at.switch_page(f"pages/{key}.py")
 
 
+@pytest.mark.parametrize("who", [ANN, VIC], ids=lambda w: w.role)
+def test_a_page_url_opened_logged_out_shows_the_login_then_that_page(who: Principal, users: None,
+                                                                      rt: MasterRuntime) -> None:
+    """A bookmark of /upload before logging in: the login form (not Streamlit's "Page not found"),
+    then the upload page — or, for a role without it, why it does not open."""
+    from streamlit.util import calc_hash
+
+    at = new_app().run()
+    at._page_hash = calc_hash("upload")   # what a browser at /upload asks for (switch_page goes by file only)
+    at.run()
+    assert not at.exception and [t.label for t in at.text_input] == ["Username", "Password"]
+    assert at._registered_pages[at._page_hash]["url_pathname"] == "upload"   # registered, so no "not found"
+    at.text_input[0].input(who.username)
+    at.text_input[1].input(PW)
+    button(at, "Login").click().run()
+    at.run()   # the browser reruns once the login cookie is stored
+    assert not at.exception, at.exception
+    if who.can_submit:
+        assert [t.value for t in at.title] == ["Upload a dataset"], texts(at)
+    else:
+        assert [e.value for e in at.error] == ["Your role (viewer) cannot open this page; ask an administrator "
+                                               "for the analyst role."] and not at.title
+
+
 def login_attempt(at: AppTest, username: str, password: str) -> str:
     """Submit the login form; the message it shows."""
     at.text_input[0].input(username)
