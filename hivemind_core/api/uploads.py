@@ -54,8 +54,8 @@ async def read_form(request: Request, limit_mb: int) -> FormData:
         async with aclosing(limited.stream()) as stream:
             form = await MultiPartParser(limited.headers, stream, max_files=2, max_fields=10).parse()
     except MultiPartException as exc:   # garbage, no boundary, a third file, a nameless part, ...
-        raise ValidationError(f"The request is not a valid job upload ({exc.message.rstrip('.')}): {WHAT_TO_SEND}.",
-                              field="content-type") from None
+        raise ValidationError(f"The request is not a valid job upload ({exc.message.rstrip('.')}): "
+                              f"{WHAT_TO_SEND}.") from None
     repeated = sorted({name for name, _ in form.multi_items() if len(form.getlist(name)) > 1})
     if repeated:
         await form.close()
