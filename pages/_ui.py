@@ -22,6 +22,7 @@ from hivemind_core.jobs.names import one_line
 from hivemind_core.principal import ROLES, Principal
 from hivemind_core.runtime import MasterRuntime, get_runtime
 from hivemind_core.secrets_store import cookie_key
+from hivemind_core.tasks.models import as_utc
 from hivemind_core.units import fmt_bytes  # noqa: F401 - the pages' size formatter (one for the UI, API and CLI)
 
 if TYPE_CHECKING:  # imported where used: importing it outside a page run logs warnings
@@ -355,7 +356,7 @@ def plain(value: object) -> str:
 
 def local_time(when: dt.datetime) -> dt.datetime:
     """A naive UTC datetime (as the task tables store them) in local time."""
-    return (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).astimezone()
+    return as_utc(when).astimezone()
 
 
 def fmt_time(ts: float | dt.datetime | None) -> str:
@@ -373,9 +374,6 @@ def fmt_duration(start: dt.datetime | None, end: dt.datetime | None) -> str:
     """``end - start`` as text; a missing end means "until now" (naive datetimes are UTC)."""
     if start is None:
         return "—"
-
-    def as_utc(t: dt.datetime) -> dt.datetime:  # stored times come back naive or aware
-        return t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t
 
     seconds = max(0.0, (as_utc(end or dt.datetime.now(dt.UTC)) - as_utc(start)).total_seconds())
     if seconds < 60:

@@ -25,7 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from hivemind_core.client import NodePoolClient
@@ -43,7 +43,7 @@ from hivemind_core.jobs.names import printable
 from hivemind_core.jobs.spec import parse_spec
 from hivemind_core.principal import LOCAL_ADMIN, Principal, require_task_user
 from hivemind_core.tasks import states
-from hivemind_core.tasks.models import Task
+from hivemind_core.tasks.models import Task, as_utc
 from hivemind_core.tasks.output import save_result
 from hivemind_core.tasks.service import TaskService
 from hivemind_core.units import fmt_bytes
@@ -126,9 +126,7 @@ def _service(settings: Settings, *, start_cluster: bool,
 def _when(ts: datetime | None) -> str:
     if ts is None:
         return "-"
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    return ts.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return as_utc(ts).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _bar(task: Task) -> str:

@@ -18,6 +18,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(when: datetime) -> datetime:
+    """``when`` as an aware UTC datetime: SQLite hands stored times back naive (they are UTC)."""
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
+
+
 class Task(SQLModel, table=True):
     __tablename__ = "tasks"
     __table_args__ = (

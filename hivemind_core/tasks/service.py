@@ -44,7 +44,7 @@ from hivemind_core.jobs.splitter import split_task
 from hivemind_core.principal import Principal
 from hivemind_core.sqlite import read_session, write_session
 from hivemind_core.tasks import states
-from hivemind_core.tasks.models import Subtask, Task, utcnow
+from hivemind_core.tasks.models import Subtask, Task, as_utc, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -445,14 +445,17 @@ class TaskService:
         task.progress = states.progress(sub.status for sub in subs)
         task.subtasks_done = sum(sub.status == states.COMPLETED for sub in subs)
         task.updated_at = now
-        if task.started_at is None:
-            # the latest run: after a retry, shards kept from an earlier round do not count
-            current = [sub for sub in subs if task.round == 0 or sub.pool_task == pool_task_id(task.id, task.round)]
-            starts = [sub.started_at for sub in current if sub.started_at]
-            if starts:
-                task.started_at = min(starts)
-            elif any(sub.status in (states.RUNNING, states.COMPLETED, states.FAILED) for sub in current):
-                task.started_at = now
+        # the latest run: after a retry, shards kept from an earlier round do not count. The
+        # earliest start seen so far stays: a shard reported later may have started earlier,
+        # and one that starts again (lease expired) does not move the run's start.
+        current = [sub for sub in subs if task.round == 0 or sub.pool_task == pool_task_id(task.id, task.round)]
+        starts = [as_utc(sub.started_at) for sub in current if sub.started_at]
+        if task.started_at is not None:
+            starts.append(as_utc(task.started_at))
+        if starts:
+            task.started_at = min(starts)
+        elif any(sub.status in (states.RUNNING, states.COMPLETED, states.FAILED) for sub in current):
+            task.started_at = now
         if status == states.FAILED:
             bad = next(sub for sub in subs if sub.status == states.FAILED)
             task.error = f"shard {bad.shard} failed after {bad.attempts} attempt(s): {bad.error}".strip()
