@@ -435,7 +435,7 @@ LEAVE_AND_HANG = textwrap.dedent('''
             os.setsid()
             if os.fork():
                 os._exit(0)
-            os.execv(sys.executable, [sys.executable, "-c", "import time\\\\nwhile True: time.sleep(1)"])
+            os.execv(sys.executable, [sys.executable, "-c", "while 1: __import__('time').sleep(1)"])
         os.waitpid(middle, 0)
         with open("started", "w") as fh:
             fh.write("yes")

@@ -196,8 +196,8 @@ PR_SET_CHILD_SUBREAPER = 36
 KILL_TIMEOUT_S = 10.0
 
 
-def live_descendants(root: int) -> list[int]:
-    """Every live (not zombie) process below ``root``, however deep; [] if ``root`` is gone."""
+def _live_below(root: int) -> list:
+    """psutil.Process of every live (not zombie) process below ``root``; [] if ``root`` is gone."""
     import psutil
 
     try:
@@ -208,10 +208,15 @@ def live_descendants(root: int) -> list[int]:
     for child in children:
         try:
             if child.status() != psutil.STATUS_ZOMBIE:
-                live.append(child.pid)
+                live.append(child)
         except psutil.NoSuchProcess:
             pass
     return live
+
+
+def live_descendants(root: int) -> list[int]:
+    """Every live (not zombie) process below ``root``, however deep; [] if ``root`` is gone."""
+    return [child.pid for child in _live_below(root)]
 
 
 def kill_descendants(root: int, timeout_s: float = KILL_TIMEOUT_S) -> list[int]:
@@ -221,16 +226,11 @@ def kill_descendants(root: int, timeout_s: float = KILL_TIMEOUT_S) -> list[int]:
 
     deadline = time.monotonic() + timeout_s
     while True:
-        try:
-            children = psutil.Process(root).children(recursive=True)
-        except psutil.NoSuchProcess:
-            return []
         live = []
-        for child in children:
+        for child in _live_below(root):
             try:
-                if child.status() != psutil.STATUS_ZOMBIE:
-                    child.kill()  # psutil checks it is still the process it listed (no reused pid)
-                    live.append(child.pid)
+                child.kill()  # psutil checks it is still the process it listed (no reused pid)
+                live.append(child.pid)
             except psutil.NoSuchProcess:
                 pass
         if not live or time.monotonic() > deadline:
