@@ -130,8 +130,21 @@ def _run(job: dict[str, Any], baseline: int) -> tuple:
     return ("ok", data, None)
 
 
-SYSTEM_READ = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/opt",
+SYSTEM_READ = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/opt",
                "/sys/devices/system/cpu")  # CPU count and caches: numpy / OpenBLAS / joblib
+# /etc is readable but for the host's secrets (a worker run as root could read them by owner bits)
+ETC_SECRETS = frozenset({"shadow", "shadow-", "gshadow", "gshadow-", "sudoers", "sudoers.d", "ssh", "ssl",
+                         "wireguard", "security", "credstore", "credstore.encrypted", "hivemind"})
+ETC_SSL_PUBLIC = ("/etc/ssl/certs", "/etc/ssl/openssl.cnf")
+
+
+def etc_read_paths() -> list[str]:
+    """What of /etc user code may read: every entry but :data:`ETC_SECRETS` (TLS: certs and config only)."""
+    try:
+        names = sorted(os.listdir("/etc"))
+    except OSError:
+        return []
+    return [f"/etc/{name}" for name in names if name not in ETC_SECRETS] + list(ETC_SSL_PUBLIC)
 DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
 
 
@@ -157,7 +170,8 @@ def allowed_read_paths(work_root: Path) -> tuple[list[Path], list[Path]]:
     # installed into site-packages: that dir is the libraries', keep it
     checkout = package.parent if package.parent.name not in ("site-packages", "dist-packages") else None
     candidates = [package, Path(f"/proc/{os.getpid()}")]
-    for entry in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *sys.path, *SYSTEM_READ):
+    for entry in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *sys.path, *SYSTEM_READ,
+                  *etc_read_paths()):
         if entry:
             candidates.append(Path(os.path.realpath(entry)))
     work_root = Path(os.path.realpath(work_root))
@@ -174,19 +188,27 @@ def allowed_read_paths(work_root: Path) -> tuple[list[Path], list[Path]]:
 
 
 def confine_child(input_dir: Path, scratch_dir: Path) -> tuple[bool, str]:
-    """Landlock this process: ``(confined, description)``.
+    """Landlock this process, then drop its capabilities and deny it the network
+    (:mod:`~hivemind_core.worker.netdeny`): ``(confined, description)``.
 
     Unconfined only when the kernel has no Landlock; any other failure raises
     (no user code may run in a sandbox that failed to confine itself).
     """
-    from hivemind_core.worker import landlock
+    from hivemind_core.worker import landlock, netdeny
 
     read, dropped = allowed_read_paths(Path.cwd())
     try:
         result = landlock.confine([*read, input_dir], [scratch_dir], DEVICES)
     except landlock.LandlockUnavailable as exc:
-        return False, landlock.Confinement(0, str(exc)).describe()
-    description = result.describe()
+        result = None
+        reason = landlock.Confinement(0, str(exc)).describe()
+    try:
+        network = netdeny.lock_down()
+    except netdeny.NetDenyUnavailable as exc:
+        network = f"network and capabilities NOT restricted: {exc}"
+    if result is None:
+        return False, f"{reason}; {network}"
+    description = f"{result.describe()}; {network}"
     if dropped:
         description += "; left out (they hold the worker's data): " + ", ".join(map(str, dropped))
     return True, description
