@@ -6,6 +6,7 @@ pages call ``hivemind_core`` for that.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +34,8 @@ COOKIE_NAME = "hivemind_login"
 COOKIE_EXPIRY_DAYS = 7.0
 _AUTHENTICATOR_KEY = "_hivemind_authenticator"
 FLASH_KEY = "_hivemind_flash"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -146,7 +149,7 @@ def restore_login(authenticator_: stauth.Authenticate) -> Principal | None:
     from streamlit_authenticator import LoginError
 
     if not st.session_state.get("authentication_status"):
-        token = authenticator_.cookie_controller.get_cookie()
+        token = _cookie_login(authenticator_)
         if token:
             session = (str(token.get("username") or ""), token.get("exp_date"))
             if auth.session_principal(*session) is None:
@@ -161,6 +164,29 @@ def restore_login(authenticator_: stauth.Authenticate) -> Principal | None:
     if who is None and st.session_state.get("authentication_status"):
         _forget_login(authenticator_)  # its session ended since (elsewhere), or the account was disabled
     return who
+
+
+def _cookie_login(authenticator_: stauth.Authenticate) -> dict | None:
+    """The login in this browser's cookie (its ``username`` and ``exp_date``), or None.
+
+    The one place the cookie is read and verified. A cookie that does not verify — any JWT error
+    (another algorithm such as ``none`` or RS256, a wrong signature, garbage), no username, or
+    past its expiry — means "not logged in": this session forgets it and the browser is told to
+    delete it, and the authenticator (``login`` reads it too) no longer looks at it this session.
+    """
+    import jwt
+
+    if st.session_state.get("logout") or COOKIE_NAME not in st.context.cookies:
+        return None  # no cookie, or this session has dropped it (logged out, or a bad cookie)
+    try:
+        token = authenticator_.cookie_controller.get_cookie()
+    except jwt.PyJWTError as exc:  # the authenticator itself catches only DecodeError and InvalidSignatureError
+        logger.info("ignoring a login cookie that does not verify: %s", type(exc).__name__)
+        token = None
+    if not token:
+        _forget_login(authenticator_)
+        return None
+    return token
 
 
 def _forget_login(authenticator_: stauth.Authenticate) -> None:

@@ -3,6 +3,7 @@ cluster (node pool + 1 worker process) and a real SQLite database."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import sqlite3
@@ -317,6 +318,90 @@ def test_disabled_user_cannot_log_in_and_is_logged_out(users: None, rt: MasterRu
     fresh.text_input[1].input(PW)
     button(fresh, "Login").click().run()
     assert fresh.error and not fresh.session_state["authentication_status"]
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def unsigned_jwt(alg: str, payload: dict) -> str:
+    """A JWT with header ``alg`` and a made-up (or empty) signature, as anyone can write one."""
+    head = b64url(json.dumps({"alg": alg, "typ": "JWT"}).encode())
+    body = b64url(json.dumps(payload).encode())
+    return f"{head}.{body}." if alg == "none" else f"{head}.{body}.{b64url(b'not a signature')}"
+
+
+def with_cookies(monkeypatch: pytest.MonkeyPatch, cookies: dict[str, str]) -> None:
+    """The browser sends ``cookies`` (AppTest has no client: st.context.cookies reads them from here)."""
+    from types import SimpleNamespace
+
+    from streamlit.runtime import context
+
+    client = SimpleNamespace(headers=[], cookies=cookies, remote_ip=None)
+    monkeypatch.setattr(context, "_get_client_context", lambda: client)
+
+
+def cookie_deletes(at: AppTest) -> list[str]:
+    """The cookies the page tells the browser to delete (the cookie manager component's calls)."""
+    return [e.proto.json_args for e in in_order(at.main)
+            if getattr(e, "type", "") == "component_instance" and '"delete"' in e.proto.json_args]
+
+
+@pytest.mark.parametrize("kind", ["qa_alg_none", "alg_none", "rs256", "wrong_key", "expired_exp_claim", "garbage"])
+def test_a_login_cookie_that_does_not_verify_shows_the_login_form(kind: str, users: None, rt: MasterRuntime,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """QA: a cookie with ``alg: none`` or RS256 made every page a traceback (the authenticator catches only
+    some JWT errors) and stayed, locking that browser out. Any cookie that does not verify means "not
+    logged in": the login form, the cookie deleted, and logging in with the form still works."""
+    import jwt
+
+    from hivemind_core.config import get_settings
+    from hivemind_core.secrets_store import cookie_key
+    from pages._ui import COOKIE_NAME
+
+    expires = time.time() + 3600
+    auth.start_login_session(ADMIN.username, expires)   # a live session: only the cookie itself is wrong
+    claims = {"username": ADMIN.username, "exp_date": expires}
+    key = cookie_key(get_settings())
+    value = {
+        "qa_alg_none": "eyJhbGciOiJub25lIn0.eyJ1c2VybmFtZSI6ImFkbWluIn0.",
+        "alg_none": unsigned_jwt("none", claims),
+        "rs256": unsigned_jwt("RS256", claims),
+        "wrong_key": jwt.encode(claims, "not the cookie key, though as long as one", algorithm="HS256"),
+        "expired_exp_claim": jwt.encode({**claims, "exp": int(time.time()) - 60}, key, algorithm="HS256"),
+        "garbage": "not.a.jwt",
+    }[kind]
+    with_cookies(monkeypatch, {COOKIE_NAME: value})
+    at = new_app().run()
+    assert not at.exception, at.exception
+    assert [t.label for t in at.text_input] == ["Username", "Password"] and "Dashboard" not in texts(at)
+    assert not at.session_state["authentication_status"]
+    assert [json.loads(args)["cookie"] for args in cookie_deletes(at)] == [COOKIE_NAME]
+    at.run()                                   # the next run (the browser still sent it): still the form
+    assert not at.exception and not at.session_state["authentication_status"]
+    assert login_attempt(at, ADMIN.username, PW) == ""
+    at.run()
+    assert not at.exception and [t.value for t in at.title] == ["Dashboard"]
+
+
+def test_a_login_cookie_signed_with_the_key_logs_in(users: None, rt: MasterRuntime,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The other side of the test above: the same cookie, signed with the app's key, logs in."""
+    import jwt
+
+    from hivemind_core.config import get_settings
+    from hivemind_core.secrets_store import cookie_key
+    from pages._ui import COOKIE_NAME
+
+    expires = time.time() + 3600
+    auth.start_login_session(ADMIN.username, expires)
+    token = jwt.encode({"username": ADMIN.username, "exp_date": expires}, cookie_key(get_settings()),
+                       algorithm="HS256")
+    with_cookies(monkeypatch, {COOKIE_NAME: token})
+    at = new_app().run()
+    assert not at.exception, at.exception
+    assert at.session_state["authentication_status"] and [t.value for t in at.title] == ["Dashboard"]
+    assert not cookie_deletes(at)
 
 
 def test_dashboard_without_tasks_says_so_instead_of_empty_charts(rt: MasterRuntime, users: None,
