@@ -87,6 +87,12 @@ def page_not_found(page) -> None:  # noqa: ANN001
     page.get_by_text("Page not found").wait_for(state="hidden", timeout=WAIT_MS)
 
 
+def refused(page, role: str) -> None:  # noqa: ANN001
+    """A page of another role, opened by its URL: it says so, and shows nothing of that page."""
+    page.get_by_text(f"Your role ({role}) cannot open this page").wait_for(timeout=WAIT_MS)
+    app_ready(page)
+
+
 def log_in(page, base: str, username: str, password: str) -> None:  # noqa: ANN001
     page.goto(f"{base}/")
     page.get_by_role("textbox", name="Username").fill(username)
@@ -188,9 +194,7 @@ def test_viewer_and_other_analyst_are_kept_out(base: str, browser) -> None:  # n
         assert sorted(labels) == ["Account", "Dashboard", "Nodes"]  # (icon names come first in the text)
         for url in ("/admin", "/upload", f"/tasks?task={task_id}", "/vpn"):
             page.goto(f"{base}{url}")
-            page_not_found(page)  # not a page of this role: the default page instead
-            heading(page, "Dashboard").wait_for(timeout=WAIT_MS)
-            app_ready(page)
+            refused(page, "viewer")  # not a page of this role: it says why, and shows none of it
             assert page.get_by_text("Add a user").count() == 0
             assert page.locator('[data-testid="stDownloadButton"]').count() == 0
         assert "hivemind_login" in [c["name"] for c in ctx.cookies()]
@@ -213,8 +217,8 @@ def test_viewer_and_other_analyst_are_kept_out(base: str, browser) -> None:  # n
         heading(page, "Task not found").wait_for(timeout=WAIT_MS)
         assert page.locator('[data-testid="stDownloadButton"]').count() == 0
         page.goto(f"{base}/admin")
-        page_not_found(page)
-        heading(page, "Dashboard").wait_for(timeout=WAIT_MS)
+        refused(page, "analyst")
+        assert page.get_by_text("Add a user").count() == 0
         ann_cookies = ctx.cookies()
     finally:
         ctx.close()

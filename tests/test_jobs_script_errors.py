@@ -118,7 +118,7 @@ def test_memory_overrun_is_a_plain_message_naming_the_limit(sandbox, shard):
     assert run(sandbox, shard, "def process(df):\n    return df\n").ok   # the next job runs in a fresh child
 
 
-@pytest.mark.parametrize("rows,memory_mb", [(3, 1), (200_000, 16)])
+@pytest.mark.parametrize("rows,memory_mb", [(200_000, 1), (2_000_000, 16)])   # shard 4.8 MB, 48 MB
 def test_too_little_memory_to_load_the_shard_is_the_same_plain_message(sandbox, tmp_path, rows, memory_mb):
     """With a limit too small to even read the shard (pyarrow cannot start its reader thread, or
     cannot map the file) the author sees the memory line, not our traceback from reading it."""
