@@ -84,6 +84,9 @@ def main(n: int = 10_000) -> None:
                 at.switch_page("pages/tasks.py").run()
 
             _timed(f"Tasks page (AppTest run, {n} tasks in the DB)", render, repeat=3)
+            # what was timed must be the logged-in Tasks page with its table, not a login form
+            assert not at.exception and not [b for b in at.button if b.label == "Login"], "not logged in"
+            assert at.title and at.title[0].value == "Tasks" and len(at.dataframe) >= 1, "no task table"
         finally:
             install_runtime(None)
             rt.stop()
