@@ -199,6 +199,9 @@ def test_viewer_and_other_analyst_are_kept_out(base: str, browser) -> None:  # n
             assert page.locator('[data-testid="stDownloadButton"]').count() == 0
         assert "hivemind_login" in [c["name"] for c in ctx.cookies()]
         old_cookies = ctx.cookies()  # a copy of the login cookie, as someone could have taken it
+        page.goto(f"{base}/")   # log out from the Dashboard, as a viewer normally would
+        heading(page, "Dashboard").wait_for(timeout=WAIT_MS)
+        app_ready(page)
         page.get_by_role("button", name="Log out").click()
         page.get_by_role("button", name="Login").wait_for(timeout=WAIT_MS)
         page.wait_for_function("() => !document.cookie.includes('hivemind_login=')", timeout=WAIT_MS)
